@@ -1,0 +1,346 @@
+"""SNN-MLP backbone (Li et al., CVPR 2022) for dense prediction.
+
+Everything runs on NCHW tensors: every norm is ``GroupNorm(1, C)`` and every
+"linear" layer a 1x1 convolution, exactly as in the released ImageNet models,
+so their state dicts load key for key. This file imports neither mmdet nor
+mmseg; :mod:`mmsnnmlp.registration` hooks it into their registries.
+"""
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmengine.logging import MMLogger
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+
+from ..ops import LIF
+from .checkpoint import load_backbone_weights
+
+ARCH_SETTINGS: Dict[str, Dict] = {
+    'tiny': dict(embed_dims=96, depths=(2, 2, 6, 2)),
+    'small': dict(embed_dims=96, depths=(2, 2, 18, 2)),
+    'base': dict(embed_dims=128, depths=(2, 2, 18, 2)),
+}
+ARCH_ALIASES = {'t': 'tiny', 's': 'small', 'b': 'base'}
+
+
+def norm(channels: int) -> nn.GroupNorm:
+    """The one normalisation SNN-MLP uses: LayerNorm over (C, H, W)."""
+    return nn.GroupNorm(1, channels, eps=1e-5)
+
+
+def drop_path(x: Tensor, prob: float, training: bool) -> Tensor:
+    """Stochastic depth: drop the whole residual branch per sample."""
+    if prob == 0.0 or not training:
+        return x
+    keep = 1.0 - prob
+    mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+    return x * mask / keep
+
+
+class DropPath(nn.Module):
+
+    def __init__(self, prob: float = 0.0):
+        super().__init__()
+        self.prob = prob
+
+    def forward(self, x: Tensor) -> Tensor:
+        return drop_path(x, self.prob, self.training)
+
+    def extra_repr(self) -> str:
+        return f'prob={self.prob}'
+
+
+class PatchEmbed(nn.Module):
+    """Non-overlapping patch projection; pads bottom/right to the patch size."""
+
+    def __init__(self, in_channels: int, embed_dims: int, patch_size: int):
+        super().__init__()
+        self.patch_size = patch_size
+        self.proj = nn.Conv2d(in_channels, embed_dims, patch_size, stride=patch_size)
+        self.norm = norm(embed_dims)
+
+    def forward(self, x: Tensor) -> Tensor:
+        p = self.patch_size
+        pad_h, pad_w = (-x.shape[2]) % p, (-x.shape[3]) % p
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h))
+        return self.norm(self.proj(x))
+
+
+class PatchMerging(nn.Module):
+    """2x2 space-to-channel then 1x1 reduction; odd sizes are zero-padded."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.norm = norm(4 * dim)
+        self.reduction = nn.Conv2d(4 * dim, 2 * dim, 1, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[2] % 2 or x.shape[3] % 2:
+            x = F.pad(x, (0, x.shape[3] % 2, 0, x.shape[2] % 2))
+        # Channel order of the released models: (0,0), (1,0), (0,1), (1,1).
+        x = torch.cat([x[..., 0::2, 0::2], x[..., 1::2, 0::2],
+                       x[..., 0::2, 1::2], x[..., 1::2, 1::2]], 1)
+        return self.reduction(self.norm(x))
+
+
+class Mlp(nn.Module):
+    """Channel MLP of 1x1 convolutions."""
+
+    def __init__(self, dim: int, hidden: int, drop: float = 0.0):
+        super().__init__()
+        self.fc1 = nn.Conv2d(dim, hidden, 1)
+        self.act = nn.GELU()
+        self.fc2 = nn.Conv2d(hidden, dim, 1)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+class LIFModule(nn.Module):
+    """Token mixer: 1x1 conv, depthwise 3x3, then LIF along H and along W."""
+
+    def __init__(self, dim: int, lif_group: Optional[int] = 4, **lif_kwargs):
+        super().__init__()
+        self.conv1 = nn.Conv2d(dim, dim, 1)
+        self.norm1 = norm(dim)
+        self.dw1 = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+        self.norm2 = norm(dim)
+        self.lif1 = LIF(dim=2, group=lif_group, **lif_kwargs)
+        self.lif2 = LIF(dim=3, group=lif_group, **lif_kwargs)
+        self.conv2_1 = nn.Conv2d(dim, dim, 1)
+        self.conv2_2 = nn.Conv2d(dim, dim, 1)
+        self.norm3 = norm(dim)
+        self.conv3 = nn.Conv2d(dim, dim, 1)
+        self.act = nn.GELU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.act(self.norm1(self.conv1(x)))
+        x = self.act(self.norm2(self.dw1(x)))
+        along_h = self.act(self.conv2_1(self.lif1(x)))
+        along_w = self.act(self.conv2_2(self.lif2(x)))
+        return self.conv3(self.norm3(along_h + along_w))
+
+
+class SNNMLPBlock(nn.Module):
+    """Pre-norm residual block: LIF token mixing, then the channel MLP."""
+
+    def __init__(self, dim: int, mlp_ratio: float = 4.0, drop: float = 0.0,
+                 drop_path_prob: float = 0.0, lif_group: Optional[int] = 4,
+                 with_cp: bool = False, **lif_kwargs):
+        super().__init__()
+        self.with_cp = with_cp
+        self.norm1 = norm(dim)
+        self.lif_module = LIFModule(dim, lif_group, **lif_kwargs)
+        self.drop_path = DropPath(drop_path_prob)
+        self.norm2 = norm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+
+    def _forward(self, x: Tensor) -> Tensor:
+        x = x + self.drop_path(self.lif_module(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.with_cp and x.requires_grad:
+            return cp.checkpoint(self._forward, x, use_reentrant=False)
+        return self._forward(x)
+
+
+class SNNMLPStage(nn.Module):
+    """Blocks at one resolution, then (except the last stage) patch merging."""
+
+    def __init__(self, dim: int, depth: int, drop_path_probs: Sequence[float],
+                 downsample: bool, **block_kwargs):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            SNNMLPBlock(dim, drop_path_prob=p, **block_kwargs) for p in drop_path_probs)
+        assert len(self.blocks) == depth
+        self.downsample = PatchMerging(dim) if downsample else None
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        """Returns (features at this stage, input of the next stage)."""
+        for block in self.blocks:
+            x = block(x)
+        return x, (self.downsample(x) if self.downsample is not None else x)
+
+
+def resolve_arch(arch: Union[str, Dict]) -> Tuple[int, Tuple[int, ...]]:
+    """``arch`` name (or alias) or dict -> (embed_dims, depths)."""
+    if isinstance(arch, str):
+        name = ARCH_ALIASES.get(arch.lower(), arch.lower())
+        if name not in ARCH_SETTINGS:
+            valid = sorted(ARCH_SETTINGS) + sorted(ARCH_ALIASES)
+            raise ValueError(f'Unknown SNNMLP arch {arch!r}; valid: {valid} or a dict '
+                             'with "embed_dims" and "depths"')
+        arch = ARCH_SETTINGS[name]
+    if not isinstance(arch, dict) or not {'embed_dims', 'depths'} <= set(arch):
+        raise ValueError(f'SNNMLP arch dict needs "embed_dims" and "depths", got {arch!r}')
+    embed_dims, depths = int(arch['embed_dims']), tuple(int(d) for d in arch['depths'])
+    if embed_dims < 1 or len(depths) == 0 or min(depths) < 1:
+        raise ValueError(f'SNNMLP arch needs embed_dims >= 1 and depths >= 1, got {arch!r}')
+    return embed_dims, depths
+
+
+class SNNMLP(BaseModule):
+    """SNN-MLP backbone: `Brain-inspired Multilayer Perceptron with Spiking
+    Neurons <https://arxiv.org/abs/2203.14679>`_.
+
+    Args:
+        arch (str | dict): 'tiny', 'small', 'base' (or 't', 's', 'b'), or a
+            dict with ``embed_dims`` and ``depths``. Default: 'tiny'.
+        in_channels (int): input image channels. Default: 3.
+        patch_size (int): patch embedding stride. Default: 4.
+        mlp_ratio (float): channel MLP expansion. Default: 4.
+        drop_rate (float): dropout in the channel MLPs. Default: 0.
+        drop_path_rate (float): stochastic depth, increasing linearly over
+            the blocks to this value. Default: 0.2.
+        lif_group (int | None): LIF group size; None for global LIF.
+            Default: 4.
+        lif_tau (float): initial tau of every LIF neuron. Default: 0.25.
+        lif_vth (float): initial Vth of every LIF neuron. Default: 0.25.
+        learn_tau (bool): train tau. Default: True.
+        learn_vth (bool): train Vth. Default: True.
+        out_indices (Sequence[int]): stages whose features are returned,
+            each through its own GroupNorm. Default: (0, 1, 2, 3).
+        frozen_stages (int): -1 freezes nothing, 0 the patch embedding, k > 0
+            also stages 0..k-1 (with their output norms). Default: -1.
+        norm_eval (bool): keep norm layers in eval mode while training.
+            Default: False.
+        with_cp (bool): activation checkpointing per block to save memory.
+            Default: False.
+        init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)``
+            loads a released ImageNet checkpoint, a converted backbone file
+            or a full detector/segmentor checkpoint. Default: None.
+    """
+
+    def __init__(self,
+                 arch: Union[str, Dict] = 'tiny',
+                 in_channels: int = 3,
+                 patch_size: int = 4,
+                 mlp_ratio: float = 4.0,
+                 drop_rate: float = 0.0,
+                 drop_path_rate: float = 0.2,
+                 lif_group: Optional[int] = 4,
+                 lif_tau: float = 0.25,
+                 lif_vth: float = 0.25,
+                 learn_tau: bool = True,
+                 learn_vth: bool = True,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 init_cfg: Optional[Dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        self.arch = arch
+        self.embed_dims, self.depths = resolve_arch(arch)
+        num_stages = len(self.depths)
+        if lif_group is not None and (isinstance(lif_group, bool) or not isinstance(lif_group, int)
+                                      or lif_group < 1):
+            raise ValueError(f'lif_group must be an int >= 1 or None (global LIF), got {lif_group!r}')
+        if isinstance(out_indices, int):
+            out_indices = (out_indices,)
+        out_indices = tuple(out_indices)
+        bad = [i for i in out_indices if not isinstance(i, int) or not -num_stages <= i < num_stages]
+        if not out_indices or bad:
+            raise ValueError(f'out_indices must be stage indices in [0, {num_stages - 1}], '
+                             f'got {out_indices!r}')
+        self.out_indices = tuple(sorted({i % num_stages for i in out_indices}))
+        if not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= num_stages:
+            raise ValueError(f'frozen_stages must be in [-1, {num_stages}], got {frozen_stages!r}')
+        if not 0.0 <= drop_path_rate < 1.0 or not 0.0 <= drop_rate < 1.0:
+            raise ValueError('drop_rate and drop_path_rate must be in [0, 1), got '
+                             f'{drop_rate} and {drop_path_rate}')
+        if init_cfg is not None and init_cfg.get('type') == 'Pretrained' \
+                and not init_cfg.get('checkpoint'):
+            raise ValueError('init_cfg of type Pretrained needs a "checkpoint" path or URL')
+        self.in_channels = in_channels
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+
+        self.patch_embed = PatchEmbed(in_channels, self.embed_dims, patch_size)
+        self.pos_drop = nn.Dropout(drop_rate)
+        total = sum(self.depths)
+        probs = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
+        self.num_features = [self.embed_dims * 2**i for i in range(num_stages)]
+        self.layers = nn.ModuleList()
+        for i, depth in enumerate(self.depths):
+            start = sum(self.depths[:i])
+            self.layers.append(SNNMLPStage(
+                self.num_features[i], depth, probs[start:start + depth],
+                downsample=i < num_stages - 1, mlp_ratio=mlp_ratio, drop=drop_rate,
+                lif_group=lif_group, with_cp=with_cp, init_tau=lif_tau,
+                init_vth=lif_vth, learn_tau=learn_tau, learn_vth=learn_vth))
+        self.out_norms = nn.ModuleDict(
+            {str(i): norm(self.num_features[i]) for i in self.out_indices})
+        self._freeze_stages()
+
+    def init_weights(self) -> None:
+        if self.init_cfg is not None and self.init_cfg.get('type') == 'Pretrained':
+            load_backbone_weights(self, self.init_cfg['checkpoint'],
+                                  logger=MMLogger.get_current_instance())
+            self._freeze_stages()
+            return
+        if self.init_cfg is None:
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1):
+                    nn.init.trunc_normal_(m.weight, std=0.02)
+                    if m.bias is not None:
+                        nn.init.zeros_(m.bias)
+                elif isinstance(m, nn.GroupNorm):
+                    nn.init.ones_(m.weight)
+                    nn.init.zeros_(m.bias)
+        super().init_weights()
+
+    def _freeze_stages(self) -> None:
+        if self.frozen_stages < 0:
+            return
+        frozen = [self.patch_embed]
+        for i in range(self.frozen_stages):
+            frozen.append(self.layers[i])
+            if str(i) in self.out_norms:
+                frozen.append(self.out_norms[str(i)])
+        for module in frozen:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'SNNMLP':
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, (nn.GroupNorm, nn.LayerNorm, nn.modules.batchnorm._BatchNorm)):
+                    m.eval()
+        return self
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'SNNMLP expects input of shape (N, {self.in_channels}, H, W), '
+                             f'got {tuple(x.shape)}')
+        x = self.pos_drop(self.patch_embed(x))
+        outs = []
+        for i, stage in enumerate(self.layers):
+            feat, x = stage(x)
+            if i in self.out_indices:
+                outs.append(self.out_norms[str(i)](feat))
+            if i >= self.out_indices[-1]:
+                break
+        return tuple(outs)
+
+
+def snnmlp_tiny(**kwargs) -> SNNMLP:
+    """SNN-MLP-T: C=96, depths 2-2-6-2 (28.3M params with the ImageNet head)."""
+    return SNNMLP(arch='tiny', **kwargs)
+
+
+def snnmlp_small(**kwargs) -> SNNMLP:
+    """SNN-MLP-S: C=96, depths 2-2-18-2 (49.7M params with the ImageNet head)."""
+    return SNNMLP(arch='small', **kwargs)
+
+
+def snnmlp_base(**kwargs) -> SNNMLP:
+    """SNN-MLP-B: C=128, depths 2-2-18-2 (87.9M params with the ImageNet head)."""
+    return SNNMLP(arch='base', **kwargs)
