@@ -8,8 +8,8 @@ Accepted layouts (spec section 3):
 * backbone-format files written by ``tools/model_converters``;
 * full mmdet/mmseg checkpoints (``state_dict`` with a ``backbone.`` prefix).
 
-Nothing is unpickled beyond torch's ``weights_only`` allowlist plus an inert
-stand-in for yacs' ``CfgNode`` (a dict subclass that runs no code).
+Nothing is unpickled beyond torch's ``weights_only`` allowlist, plus yacs'
+``CfgNode`` read as a plain ``OrderedDict`` (so yacs need not be installed).
 """
 import os
 import os.path as osp
@@ -33,12 +33,9 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used, with the reason in the message."""
 
 
-class PickledConfig(dict):
-    """Inert stand-in for a pickled yacs ``CfgNode``: keeps its items, runs nothing."""
-
-
-# (stand-in class, the pickled global it replaces)
-_EXTRA_SAFE_GLOBALS = [(PickledConfig, 'yacs.config.CfgNode')]
+# (stand-in, the pickled global it replaces). A yacs CfgNode is a dict
+# subclass; rebuilt as an OrderedDict it keeps its items and runs no code.
+_EXTRA_SAFE_GLOBALS = [(OrderedDict, 'yacs.config.CfgNode')]
 
 
 def _resolve(path_or_url: str) -> str:
@@ -84,12 +81,15 @@ def safe_load(path_or_url: str, map_location: Any = 'cpu') -> Any:
         with torch.serialization.safe_globals(_EXTRA_SAFE_GLOBALS):
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        reason = str(err).strip().splitlines()[0]
-        if 'global' in reason.lower() or 'reduce' in reason.lower() or 'build' in reason.lower():
+        # keep torch's specific reason, drop its generic advice around it
+        reason = str(err).split('trusted source.', 1)[-1]
+        reason = reason.split('WeightsUnpickler error:', 1)[-1]
+        reason = ' '.join(reason.split('Check the documentation')[0].split())
+        if any(s in reason.lower() for s in ('global', 'unrecognized function', 'can only')):
             raise CheckpointError(
                 f'Refusing to load {path}: it contains a pickled object outside the safe '
                 f'allowlist (tensors, containers, numbers, strings), which could run code. '
-                f'Unpickler said: {reason}') from err
+                f'({reason})') from err
         raise CheckpointError(f'Checkpoint is corrupt or not a PyTorch checkpoint: {path} '
                               f'({reason})') from err
     except (EOFError, RuntimeError, ValueError, OSError) as err:
@@ -135,7 +135,6 @@ def describe_arch(state_dict: Mapping[str, Tensor]) -> str:
 
 
 def _short(keys, limit: int = 8) -> str:
-    keys = sorted(keys)
     more = f' ... (+{len(keys) - limit} more)' if len(keys) > limit else ''
     return ', '.join(keys[:limit]) + more
 

@@ -1,0 +1,145 @@
+import math
+
+import pytest
+import torch
+
+from mmsnnmlp.models import SNNMLP, snnmlp_base, snnmlp_small, snnmlp_tiny
+
+# spec section 1: backbone without head and final norm
+SPEC_PARAMS = {'tiny': 27_565_200, 'small': 48_932_544, 'base': 86_870_240}
+EMBED = {'tiny': 96, 'small': 96, 'base': 128}
+
+
+def _tiny_arch(**kwargs):
+    return SNNMLP(arch=dict(embed_dims=8, depths=(1, 1, 2, 1)), drop_path_rate=0.0, **kwargs)
+
+
+@pytest.mark.parametrize('arch, factory', [('tiny', snnmlp_tiny), ('small', snnmlp_small),
+                                           ('base', snnmlp_base)])
+def test_parameter_counts(arch, factory):
+    model = factory()
+    total = sum(p.numel() for p in model.parameters())
+    c = EMBED[arch]
+    output_norms = 2 * (c + 2 * c + 4 * c + 8 * c)
+    assert total == SPEC_PARAMS[arch] + output_norms
+
+
+def test_aliases_and_dict_arch():
+    assert SNNMLP('t').depths == SNNMLP('tiny').depths == (2, 2, 6, 2)
+    assert SNNMLP('S').depths == (2, 2, 18, 2)
+    m = SNNMLP(dict(embed_dims=16, depths=[1, 1, 1, 1]))
+    assert m.num_features == [16, 32, 64, 128]
+
+
+@pytest.mark.parametrize('hw', [(224, 224), (800, 1333), (33, 65), (1, 1), (17, 900)])
+def test_output_shapes(hw):
+    model = SNNMLP('tiny').eval() if hw == (800, 1333) else _tiny_arch().eval()
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, *hw))
+    h, w = math.ceil(hw[0] / 4), math.ceil(hw[1] / 4)
+    expected = []
+    for i, c in enumerate(model.num_features):
+        expected.append((1, c, h, w))
+        h, w = math.ceil(h / 2), math.ceil(w / 2)
+    assert [tuple(o.shape) for o in outs] == expected
+    assert all(torch.isfinite(o).all() for o in outs)
+
+
+def test_out_indices_subset_and_output_norms():
+    model = _tiny_arch(out_indices=(1, 3)).eval()
+    outs = model(torch.randn(2, 3, 64, 48))
+    assert [o.shape[1] for o in outs] == [16, 64]
+    assert set(model.out_norms) == {'1', '3'}
+    # each output is normalised over (C, H, W) per sample
+    for o in outs:
+        flat = o.flatten(1)
+        torch.testing.assert_close(flat.mean(1), torch.zeros(2), atol=1e-5, rtol=0)
+
+
+def test_frozen_stages_are_frozen():
+    model = _tiny_arch(frozen_stages=2)
+    model.train()
+    frozen = [model.patch_embed, model.layers[0], model.layers[1], model.out_norms['0'],
+              model.out_norms['1']]
+    for m in frozen:
+        assert not m.training
+        assert not any(p.requires_grad for p in m.parameters())
+    assert model.layers[2].training and all(p.requires_grad for p in model.layers[2].parameters())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    # a plain sum of normalised outputs has zero gradient: weight it randomly
+    sum((o * torch.randn_like(o)).sum() for o in model(torch.randn(1, 3, 64, 64))).backward()
+    opt.step()
+    after = model.state_dict()
+    for name in before:
+        changed = not torch.equal(before[name], after[name])
+        is_frozen = name.startswith(('patch_embed', 'layers.0.', 'layers.1.', 'out_norms.0',
+                                     'out_norms.1'))
+        if is_frozen:
+            assert not changed, name
+    assert not torch.equal(before['layers.2.blocks.0.mlp.fc1.weight'],
+                           after['layers.2.blocks.0.mlp.fc1.weight'])
+
+
+def test_norm_eval_and_train_returns_self():
+    model = _tiny_arch(norm_eval=True)
+    assert model.train() is model
+    assert model.eval() is model
+    model.train()
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert norms and all(not m.training for m in norms)
+    assert model.layers[0].blocks[0].mlp.training
+
+
+def test_with_cp_same_outputs_and_gradients():
+    torch.manual_seed(0)
+    ref = _tiny_arch()
+    ckp = _tiny_arch(with_cp=True)
+    ckp.load_state_dict(ref.state_dict())
+    x = torch.randn(2, 3, 40, 56)
+    weights = [torch.randn_like(o) for o in ref(x)]
+    grads = []
+    for model in (ref, ckp):
+        model.train()
+        model.zero_grad()
+        xi = x.clone().requires_grad_(True)
+        outs = model(xi)
+        sum((o * w).sum() for o, w in zip(outs, weights)).backward()
+        grads.append((outs, xi.grad, {n: p.grad.clone() for n, p in model.named_parameters()}))
+    for a, b in zip(grads[0][0], grads[1][0]):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(grads[0][1], grads[1][1])
+    for name, g in grads[0][2].items():
+        torch.testing.assert_close(g, grads[1][2][name], msg=name)
+    assert grads[0][2]['layers.0.blocks.0.lif_module.lif1.tau'].abs().sum() > 0
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(arch='huge'), r"Unknown SNNMLP arch 'huge'; valid: \['base', 'small', 'tiny'"),
+    (dict(arch=dict(embed_dims=96)), 'embed_dims.*depths'),
+    (dict(lif_group=0), 'lif_group'),
+    (dict(lif_group=2.5), 'lif_group'),
+    (dict(out_indices=(0, 4)), 'out_indices'),
+    (dict(out_indices=()), 'out_indices'),
+    (dict(frozen_stages=5), 'frozen_stages'),
+    (dict(frozen_stages=-2), 'frozen_stages'),
+    (dict(drop_path_rate=1.0), 'drop_path_rate'),
+    (dict(init_cfg=dict(type='Pretrained')), 'checkpoint'),
+])
+def test_bad_config_values(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SNNMLP(**kwargs)
+
+
+def test_wrong_channel_count():
+    model = _tiny_arch()
+    with pytest.raises(ValueError, match=r'expects input of shape \(N, 3, H, W\), got \(1, 1, 32, 32\)'):
+        model(torch.randn(1, 1, 32, 32))
+    gray = _tiny_arch(in_channels=1)
+    assert len(gray(torch.randn(1, 1, 32, 32))) == 4
+
+
+def test_global_lif_group():
+    model = _tiny_arch(lif_group=None)
+    assert model.layers[0].blocks[0].lif_module.lif1.group is None
+    assert len(model(torch.randn(1, 3, 30, 30))) == 4
