@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Create (or reuse) a virtual environment with everything mmsnnmlp needs:
+# torch 2.14.1 + torchvision 0.29.1, mmcv 2.1.0 with compiled ops, mmengine,
+# mmdet, mmseg (+ ftfy, regex), timm, pycocotools, pytest and mmsnnmlp itself
+# (editable). Idempotent: a second run checks the imports and returns.
+#
+# Environment:
+#   MMSNNMLP_VENV    where the venv lives            (default: <repo>/.venv)
+#   MMCV_WHEELHOUSE  folder holding an mmcv 2.1.0 wheel built for this torch
+#                    (default: <repo>/../shared/wheels if present). Without
+#                    one, mmcv is built from PyPI's source (~15 min on 2 cores)
+#                    and the wheel is kept in ~/.cache/mmsnnmlp/wheels.
+#   PYTHON           interpreter for a new venv      (default: python3.11, else python3)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${MMSNNMLP_VENV:-$ROOT/.venv}"
+TORCH_PINS="torch==2.14.1 torchvision==0.29.1"
+MMCV_VERSION=2.1.0
+MMCV_CACHE="${HOME}/.cache/mmsnnmlp/wheels"
+if [ -z "${MMCV_WHEELHOUSE:-}" ] && [ -d "$ROOT/../shared/wheels" ]; then
+    MMCV_WHEELHOUSE="$(cd "$ROOT/../shared/wheels" && pwd)"
+fi
+STAMP="$VENV/.mmsnnmlp-install"
+# The stamp records what was installed; change any input and we reinstall.
+WANT="$(cat "$ROOT/tools/install.sh" "$ROOT/requirements/"*.txt "$ROOT/setup.py" | sha256sum | cut -c1-16)"
+
+log() { echo "[install] $*"; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+    PY="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+    log "creating venv $VENV with $PY"
+    "$PY" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+
+imports_ok() {
+    "$VENV/bin/python" - <<'EOF' 2>/dev/null
+import torch, torchvision, mmengine, mmcv, mmcv.ops, mmdet, mmseg, timm, pycocotools, pytest
+import mmsnnmlp
+assert torch.__version__.startswith('2.14.1'), torch.__version__
+assert mmcv.__version__ == '2.1.0', mmcv.__version__
+EOF
+}
+
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && imports_ok; then
+    log "environment $VENV is up to date"
+    exit 0
+fi
+
+log "installing torch ($TORCH_PINS)"
+"${PIP[@]}" install -q $TORCH_PINS
+# mmcv 2.1's setup.py imports pkg_resources, which setuptools >= 81 dropped.
+"${PIP[@]}" install -q "setuptools==80.9.0" wheel ninja numpy
+
+if ! "$VENV/bin/python" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '$MMCV_VERSION'" 2>/dev/null; then
+    FIND_LINKS=()
+    for d in "${MMCV_WHEELHOUSE:-}" "$MMCV_CACHE"; do
+        if [ -n "$d" ] && ls "$d"/mmcv-$MMCV_VERSION-*.whl >/dev/null 2>&1; then
+            FIND_LINKS+=(--find-links "$d")
+        fi
+    done
+    if [ ${#FIND_LINKS[@]} -eq 0 ]; then
+        log "no mmcv $MMCV_VERSION wheel found: building it from source (takes a while)"
+        SRC="$(mktemp -d)"
+        "${PIP[@]}" download -q --no-deps --no-binary :all: --no-build-isolation \
+            "mmcv==$MMCV_VERSION" -d "$SRC"
+        tar -xzf "$SRC"/mmcv-$MMCV_VERSION.tar.gz -C "$SRC"
+        # torch >= 2.10 headers need C++20; mmcv 2.1 asks for C++17.
+        sed -i "s/\['-std=c++17'\]/['-std=c++20']/" "$SRC/mmcv-$MMCV_VERSION/setup.py"
+        mkdir -p "$MMCV_CACHE"
+        (cd "$SRC/mmcv-$MMCV_VERSION" && MMCV_WITH_OPS=1 MAX_JOBS="$(nproc)" \
+            "${PIP[@]}" wheel -q --no-deps --no-build-isolation -w "$MMCV_CACHE" .)
+        rm -rf "$SRC"
+        FIND_LINKS=(--find-links "$MMCV_CACHE")
+    fi
+    log "installing mmcv $MMCV_VERSION from ${FIND_LINKS[*]}"
+    "${PIP[@]}" install -q --no-index "${FIND_LINKS[@]}" --no-deps "mmcv==$MMCV_VERSION"
+fi
+
+log "installing mmengine, mmdet, mmseg and test tools"
+# mmcv's own requirements (addict, yapf, opencv, ...) come with mmengine/mmdet here.
+"${PIP[@]}" install -q -r "$ROOT/requirements/runtime.txt" \
+    -r "$ROOT/requirements/tests.txt" addict packaging pyyaml yapf opencv-python
+"${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
+
+imports_ok || { log "imports still fail after install:"; "$VENV/bin/python" -c "import mmcv.ops, mmdet, mmseg, mmsnnmlp"; exit 1; }
+echo "$WANT" > "$STAMP"
+log "done: $VENV"
