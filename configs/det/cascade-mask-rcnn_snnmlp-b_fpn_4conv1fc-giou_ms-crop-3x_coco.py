@@ -1,0 +1,6 @@
+# SNN-MLP-B Cascade Mask R-CNN, 3x. Not in the paper; drop path 0.3 is our choice.
+_base_ = './cascade-mask-rcnn_snnmlp-t_fpn_4conv1fc-giou_ms-crop-3x_coco.py'
+pretrained = 'https://github.com/huawei-noah/Efficient-AI-Backbones/releases/download/snnmlp/snnmlp_base_83.59.pt'  # noqa
+model = dict(
+    backbone=dict(arch='base', drop_path_rate=0.3, init_cfg=dict(checkpoint=pretrained)),
+    neck=dict(in_channels=[128, 256, 512, 1024]))

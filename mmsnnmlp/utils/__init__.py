@@ -1,0 +1,6 @@
+"""Helpers shared by the tools: config loading, data checks, safe resume."""
+from .config import load_config, library_of
+from .data_check import DataError, check_data
+from .serialization import allow_mmengine_checkpoints
+
+__all__ = ['load_config', 'library_of', 'check_data', 'DataError', 'allow_mmengine_checkpoints']

@@ -1,0 +1,44 @@
+"""Config loading shared by tools/train.py, tools/test.py and the demos."""
+import os.path as osp
+from typing import Optional, Sequence
+
+from mmengine.config import Config
+
+LIBRARIES = ('mmdet', 'mmseg')
+
+
+def library_of(cfg: Config) -> str:
+    """'mmdet' or 'mmseg', from the config's ``default_scope``."""
+    scope = cfg.get('default_scope')
+    if scope not in LIBRARIES:
+        raise ValueError(f'Config default_scope must be one of {LIBRARIES}, got {scope!r}')
+    return scope
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optional[str] = None,
+                launcher: str = 'none') -> Config:
+    """Read a config, apply ``--cfg-options`` and settle ``work_dir``.
+
+    work_dir priority, as in mmdet/mmseg: CLI > config > ./work_dirs/<config name>."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'Config file not found: {path}')
+    cfg = Config.fromfile(path)
+    cfg.launcher = launcher
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
+    library_of(cfg)
+    return cfg
+
+
+def dataloader_keys(cfg: Config, mode: str) -> Sequence[str]:
+    """The dataloaders a train or test run will build."""
+    if mode == 'train':
+        keys = ['train_dataloader']
+        if cfg.get('val_cfg') and cfg.get('val_dataloader'):
+            keys.append('val_dataloader')
+        return keys
+    return ['test_dataloader']
