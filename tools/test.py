@@ -11,12 +11,14 @@ import os.path as osp
 import sys
 
 from mmengine.config import DictAction
+from mmengine.dist import is_main_process
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmsnnmlp  # noqa: F401  registers SNNMLP in mmdet and mmseg
 from mmsnnmlp.models import safe_load
-from mmsnnmlp.utils import DataError, allow_mmengine_checkpoints, check_data, load_config
+from mmsnnmlp.utils import (DataError, allow_mmengine_checkpoints, atomic_write_json, check_data,
+                            load_config)
 
 
 def parse_args(argv=None):
@@ -29,6 +31,7 @@ def parse_args(argv=None):
     parser.add_argument('--show-dir', help='save drawn predictions in this folder '
                         '(inside work_dir/timestamp)')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation')
+    parser.add_argument('--metrics-json', help='also write the final metrics to this JSON file')
     parser.add_argument('--no-data-check', action='store_true',
                         help='skip the pre-flight check of data roots and files')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -86,7 +89,10 @@ def main(argv=None):
         except DataError as err:
             sys.exit(f'Data check failed: {err}')
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    runner.test()
+    metrics = runner.test()
+    if args.metrics_json and is_main_process():
+        atomic_write_json(args.metrics_json, metrics)
+    return metrics
 
 
 if __name__ == '__main__':

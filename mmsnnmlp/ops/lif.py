@@ -200,3 +200,26 @@ class LIF(nn.Module):
     def extra_repr(self) -> str:
         axis = 'H' if self.dim == 2 else 'W'
         return f'along={axis}, group={self.group if self.group else "global"}'
+
+
+class use_reference_lif:
+    """Context manager: inside it, :class:`LIF` modules run the unfused
+    oracle :func:`lif_reference` instead of the fast :func:`lif` (for
+    benchmarks and debugging)::
+
+        with use_reference_lif():
+            feats = model(images)
+
+    It swaps this module's ``lif`` global, which ``LIF.forward`` looks up on
+    every call; so it is process-wide (not thread-local) while active.
+    Nesting is fine: each exit restores what its entry replaced.
+    """
+
+    def __enter__(self) -> 'use_reference_lif':
+        global lif
+        self._saved, lif = lif, lif_reference
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        global lif
+        lif = self._saved

@@ -69,6 +69,23 @@ def usable(x) -> bool:
             and x.dtype in _DTYPES and not _disabled_by_env())
 
 
+# --------------------------------------------------------------------------
+# Kernel
+# --------------------------------------------------------------------------
+# The kernel uses only Triton *builtins*. tl.sum and tl.zeros are themselves
+# triton.jit functions, made when triton is imported, and the interpreter
+# refuses them unless TRITON_INTERPRET was set before that import; hence
+# tl.reduce with our own combine function (the interpreter calls ``_add.fn``)
+# and tl.full.
+
+
+def _add(a, b):
+    """Combine function for tl.reduce: a sum."""
+    return a + b
+
+
+if triton is not None:
+    _add = triton.jit(_add)
 
 
 def _lif_kernel(x_ptr, g_ptr, y_ptr, part_tau_ptr, part_vth_ptr, tau_ptr, vth_ptr,
@@ -103,10 +120,10 @@ def _lif_kernel(x_ptr, g_ptr, y_ptr, part_tau_ptr, part_vth_ptr, tau_ptr, vth_pt
 
     tau = tl.load(tau_ptr)  # the host passes them in the compute dtype
     vth = tl.load(vth_ptr)
-    potential = tl.zeros([BLOCK], dtype=tau.dtype)  # o_j
-    d_potential = tl.zeros([BLOCK], dtype=tau.dtype)  # d o_j / d tau
-    acc_tau = tl.zeros([BLOCK], dtype=tau.dtype)
-    acc_vth = tl.zeros([BLOCK], dtype=tau.dtype)
+    potential = tl.full([BLOCK], 0.0, tau.dtype)  # o_j
+    d_potential = tl.full([BLOCK], 0.0, tau.dtype)  # d o_j / d tau
+    acc_tau = tl.full([BLOCK], 0.0, tau.dtype)
+    acc_vth = tl.full([BLOCK], 0.0, tau.dtype)
     # Forward recurrence (also the recomputation in backward). Masked lanes
     # load zeros, so they add nothing to the sums.
     for j in range(0, group):
@@ -135,7 +152,7 @@ def _lif_kernel(x_ptr, g_ptr, y_ptr, part_tau_ptr, part_vth_ptr, tau_ptr, vth_pt
         # that order for the compiler.
         tl.debug_barrier()
         # Reverse scan: dL/du_j = f_j g_j + tau (1 - f_j) dL/du_{j+1}.
-        adj = tl.zeros([BLOCK], dtype=tau.dtype)
+        adj = tl.full([BLOCK], 0.0, tau.dtype)
         for jj in range(0, group):
             j = group - 1 - jj
             ok = lane_ok & (j < n_valid)
@@ -144,8 +161,8 @@ def _lif_kernel(x_ptr, g_ptr, y_ptr, part_tau_ptr, part_vth_ptr, tau_ptr, vth_pt
             fired = tl.load(y_ptr + offs, mask=ok, other=0.0) != 0
             adj = tl.where(full, tl.where(fired, gj, tau * adj), gj)  # tail: copy g
             tl.store(y_ptr + offs, adj.to(y_ptr.dtype.element_ty), mask=ok)
-        tl.store(part_tau_ptr + pid, tl.sum(acc_tau, axis=0))
-        tl.store(part_vth_ptr + pid, tl.sum(acc_vth, axis=0))
+        tl.store(part_tau_ptr + pid, tl.reduce(acc_tau, 0, _add))
+        tl.store(part_vth_ptr + pid, tl.reduce(acc_vth, 0, _add))
 
 
 @functools.lru_cache(maxsize=None)

@@ -2,6 +2,7 @@
 import os.path as osp
 from typing import Optional, Sequence
 
+import torch
 from mmengine.config import Config
 
 LIBRARIES = ('mmdet', 'mmseg')
@@ -31,7 +32,24 @@ def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optiona
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
     library_of(cfg)
+    if launcher != 'none' and not torch.cuda.is_available():
+        setup_cpu_distributed(cfg, launcher)
     return cfg
+
+
+def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
+    """Multi-process training without GPUs: gloo, and DDP without device ids.
+
+    mmengine's launchers always pin a CUDA device, so for ``pytorch`` we join
+    the process group ourselves (the Runner then skips its own init)."""
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None,
+                                     broadcast_buffers=False,
+                                     find_unused_parameters=cfg.get('find_unused_parameters',
+                                                                    False))
+    if launcher == 'pytorch' and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend='gloo')
 
 
 def dataloader_keys(cfg: Config, mode: str) -> Sequence[str]:

@@ -54,7 +54,9 @@ def make_scene(rng: np.random.Generator, size: int, max_objects: int):
     occupied = np.zeros((h, w), bool)
     for _ in range(rng.integers(1, max_objects + 1)):
         cls = int(rng.integers(len(CLASSES)))
-        r = rng.uniform(0.09, 0.22) * size
+        # triangles cover less of their circumcircle: enlarge them to balance classes
+        r = rng.uniform(0.1, 0.22) * size * (1.4 if CLASSES[cls] == 'triangle' else 1.0)
+        r = min(r, 0.45 * size)
         cx, cy = rng.uniform(r, w - r), rng.uniform(r, h - r)
         poly = _shape_polygon(CLASSES[cls], cx, cy, r, rng.uniform(0, np.pi / 2))
         mask = np.zeros((h, w), np.uint8)
