@@ -27,8 +27,7 @@ def _numpy_globals():
 def _history_buffer_getattr(HistoryBuffer):
 
     def restricted_getattr(obj, name):
-        if obj is not HistoryBuffer or not callable(getattr(HistoryBuffer, name, None)) \
-                or name.startswith('_'):
+        if obj is not HistoryBuffer or name not in HistoryBuffer._statistics_methods:
             raise pickle.UnpicklingError(
                 f'checkpoint asks for getattr({obj!r}, {name!r}); only HistoryBuffer '
                 'statistics methods are allowed')

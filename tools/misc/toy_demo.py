@@ -81,34 +81,25 @@ def plot_losses(curves, out_file):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--work-dir', default='work_dirs/toy_demo')
-    parser.add_argument('--data-root', default='data/toy')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--det-epochs', type=int, default=None, help='override the toy schedule')
     parser.add_argument('--seg-iters', type=int, default=None, help='override the toy schedule')
     args = parser.parse_args(argv)
     work = osp.abspath(args.work_dir)
     os.makedirs(work, exist_ok=True)
-    data = osp.abspath(args.data_root)
+    data = osp.join(ROOT, 'data', 'toy')  # where the toy configs look (relative to the repo)
     t0 = time.time()
     times = {}
 
     times['data'] = run(['tools/misc/make_toy_data.py', '--out', data, '--seed', str(args.seed)],
                         osp.join(work, 'make_data.log'))
     det_dir, seg_dir = osp.join(work, 'det'), osp.join(work, 'seg')
-    det_opts = [f'train_dataloader.dataset.data_root={data}/coco/',
-                f'val_dataloader.dataset.data_root={data}/coco/',
-                f'test_dataloader.dataset.data_root={data}/coco/',
-                f'val_evaluator.ann_file={data}/coco/annotations/instances_val2017.json',
-                f'test_evaluator.ann_file={data}/coco/annotations/instances_val2017.json',
-                f'randomness.seed={args.seed}']
+    det_opts = [f'randomness.seed={args.seed}']
     if args.det_epochs:
         det_opts += [f'train_cfg.max_epochs={args.det_epochs}',
                      f'train_cfg.val_interval={args.det_epochs}',
                      f'default_hooks.checkpoint.interval={args.det_epochs}']
-    seg_root = f'{data}/ade/ADEChallengeData2016'
-    seg_opts = [f'train_dataloader.dataset.data_root={seg_root}',
-                f'val_dataloader.dataset.data_root={seg_root}',
-                f'test_dataloader.dataset.data_root={seg_root}', f'randomness.seed={args.seed}']
+    seg_opts = [f'randomness.seed={args.seed}']
     if args.seg_iters:
         seg_opts += [f'train_cfg.max_iters={args.seg_iters}',
                      f'train_cfg.val_interval={args.seg_iters}',
