@@ -81,11 +81,13 @@ def _sample(library, h, w):
     return sample
 
 
-def _inputs(library, model, size=(96, 128), batch=2):
+def _inputs(library, model, training, size=(96, 128), batch=2):
     """A preprocessed batch (two images: BatchNorm in the heads needs > 1 value)."""
-    images = [torch.randint(0, 255, (3, *size), dtype=torch.uint8) for _ in range(batch)]
+    gen = torch.Generator().manual_seed(0)
+    images = [torch.randint(0, 255, (3, *size), dtype=torch.uint8, generator=gen)
+              for _ in range(batch)]
     samples = [_sample(library, *size) for _ in range(batch)]
-    return model.data_preprocessor(dict(inputs=images, data_samples=samples), training=True)
+    return model.data_preprocessor(dict(inputs=images, data_samples=samples), training=training)
 
 
 @pytest.mark.parametrize('config', CONFIGS, ids=_key)
@@ -111,15 +113,14 @@ def test_paper_config(config, released_files):
         sd = released_state_dict(*ARCHS[variant], seed=7)
         assert torch.equal(model.backbone.state_dict()['layers.1.blocks.0.lif_module.lif1.tau'],
                            sd['layers.1.blocks.0.lif_module.lif1.tau'])
-        data = _inputs(library, model)
         model.train()
-        total, _ = model.parse_losses(model(**data, mode='loss'))
+        total, _ = model.parse_losses(model(**_inputs(library, model, True), mode='loss'))
         assert torch.isfinite(total)
         total.backward()
         assert model.backbone.patch_embed.proj.weight.grad is not None
         model.eval()
         with torch.no_grad():
-            preds = model(**data, mode='predict')
+            preds = model(**_inputs(library, model, False), mode='predict')
     assert len(preds) == 2
     if library == 'mmdet':
         assert 'masks' in preds[0].pred_instances

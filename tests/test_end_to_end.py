@@ -110,7 +110,8 @@ def test_segmentation_train_resume_test_infer(toy):
 
 def test_dist_train_two_cpu_processes(toy):
     work = toy / 'work_dist'
-    env = dict(os.environ, PORT=str(random.randint(20000, 40000)), OMP_NUM_THREADS='1')
+    env = dict(os.environ, PORT=str(random.randint(20000, 40000)), OMP_NUM_THREADS='1',
+               PYTHON=sys.executable)
     cmd = ['bash', osp.join(ROOT, 'tools/dist_train.sh'), SEG, '2', '--work-dir', str(work),
            '--cfg-options', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2', *SEG_SHORT]
     out = subprocess.run(cmd, cwd=toy, capture_output=True, text=True, timeout=900, env=env)

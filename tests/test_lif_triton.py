@@ -181,3 +181,20 @@ def test_compiles_for_cuda_without_gpu(monkeypatch, dtype, along_w, backward):
         raise
     ptx = compiled.asm['ptx']
     assert 'fma.' not in ptx  # contraction off: rounds like the reference
+
+
+def test_use_reference_lif_switches_modules_and_restores():
+    """use_reference_lif (mmsnnmlp/ops/lif.py) runs the benchmark's
+    snnmlp-t-ref model: LIF modules use lif_reference inside it only."""
+    from mmsnnmlp.ops import LIF
+    from mmsnnmlp.ops.lif import use_reference_lif
+    m = LIF(dim=3, group=4)
+    x = torch.randn(1, 2, 3, 9, requires_grad=True)
+    with use_reference_lif():
+        with use_reference_lif():  # nesting restores what each entry replaced
+            pass
+        ref_out = m(x)
+    fast_out = m(x)
+    assert 'LIFFunction' not in type(ref_out.grad_fn).__name__
+    assert 'LIFFunction' in type(fast_out.grad_fn).__name__
+    assert torch.equal(ref_out, fast_out)

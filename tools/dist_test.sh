@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Distributed testing: bash tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCS [test.py args...]
 set -euo pipefail
+# PYTHON: the interpreter to use (default: python on PATH, e.g. an activated venv)
 CONFIG=$1
 CHECKPOINT=$2
 GPUS=$3
@@ -11,7 +12,7 @@ MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 HERE="$(cd "$(dirname "$0")" && pwd)"
 
 PYTHONPATH="$HERE/..${PYTHONPATH:+:$PYTHONPATH}" \
-python -m torch.distributed.run \
+"${PYTHON:-python}" -m torch.distributed.run \
     --nnodes="$NNODES" \
     --node_rank="$NODE_RANK" \
     --master_addr="$MASTER_ADDR" \

@@ -3,6 +3,7 @@
 #   bash tools/dist_train.sh CONFIG NUM_PROCS [train.py args...]
 # Multi-node: set NNODES, NODE_RANK, MASTER_ADDR (and PORT) on every node.
 set -euo pipefail
+# PYTHON: the interpreter to use (default: python on PATH, e.g. an activated venv)
 CONFIG=$1
 GPUS=$2
 NNODES=${NNODES:-1}
@@ -12,7 +13,7 @@ MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 HERE="$(cd "$(dirname "$0")" && pwd)"
 
 PYTHONPATH="$HERE/..${PYTHONPATH:+:$PYTHONPATH}" \
-python -m torch.distributed.run \
+"${PYTHON:-python}" -m torch.distributed.run \
     --nnodes="$NNODES" \
     --node_rank="$NODE_RANK" \
     --master_addr="$MASTER_ADDR" \

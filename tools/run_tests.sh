@@ -5,4 +5,6 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/tools/install.sh"
 cd "$ROOT"
+# as if the venv were activated: tools that call `python` (dist_train.sh) find it
+export PATH="${MMSNNMLP_VENV:-$ROOT/.venv}/bin:$PATH"
 exec "${MMSNNMLP_VENV:-$ROOT/.venv}/bin/python" -m pytest -ra "$@"

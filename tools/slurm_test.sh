@@ -2,6 +2,7 @@
 # Slurm testing: bash tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [test.py args...]
 # GPUS (total, default 8), GPUS_PER_NODE (8), CPUS_PER_TASK (5), SRUN_ARGS from the environment.
 set -euo pipefail
+# PYTHON: the interpreter to use (default: python on PATH, e.g. an activated venv)
 PARTITION=$1
 JOB_NAME=$2
 CONFIG=$3
@@ -21,4 +22,4 @@ srun -p "$PARTITION" \
     --cpus-per-task="$CPUS_PER_TASK" \
     --kill-on-bad-exit=1 \
     $SRUN_ARGS \
-    python -u "$HERE/test.py" "$CONFIG" "$CHECKPOINT" --launcher="slurm" "${@:5}"
+    "${PYTHON:-python}" -u "$HERE/test.py" "$CONFIG" "$CHECKPOINT" --launcher="slurm" "${@:5}"

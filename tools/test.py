@@ -18,7 +18,7 @@ from mmengine.runner import Runner
 import mmsnnmlp  # noqa: F401  registers SNNMLP in mmdet and mmseg
 from mmsnnmlp.models import safe_load
 from mmsnnmlp.utils import (DataError, allow_mmengine_checkpoints, atomic_write_json, check_data,
-                            load_config)
+                            load_config, use_atomic_local_writes)
 
 
 def parse_args(argv=None):
@@ -32,6 +32,8 @@ def parse_args(argv=None):
                         '(inside work_dir/timestamp)')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation')
     parser.add_argument('--metrics-json', help='also write the final metrics to this JSON file')
+    parser.add_argument('--force', action='store_true',
+                        help='overwrite existing --out / --metrics-json outputs')
     parser.add_argument('--no-data-check', action='store_true',
                         help='skip the pre-flight check of data roots and files')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -65,6 +67,11 @@ def main(argv=None):
     except (FileNotFoundError, RuntimeError) as err:
         sys.exit(f'Cannot use checkpoint: {err}')
     cfg.load_from = args.checkpoint
+    for path in (args.out, args.metrics_json):
+        if path and not args.force and os.path.exists(path) and \
+                (os.path.isfile(path) or os.listdir(path)):
+            sys.exit(f'{path} exists; pass --force to overwrite it')
+    use_atomic_local_writes()
     if args.show_dir:
         enable_drawing(cfg, args.show_dir)
     if args.tta:
@@ -91,7 +98,7 @@ def main(argv=None):
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     metrics = runner.test()
     if args.metrics_json and is_main_process():
-        atomic_write_json(args.metrics_json, metrics)
+        atomic_write_json(args.metrics_json, metrics, overwrite=True)
     return metrics
 
 

@@ -1,7 +1,9 @@
 """Train an SNN-MLP detector (mmdet config) or segmentor (mmseg config).
 
 Mirrors mmdet's and mmseg's tools/train.py: same arguments, mmengine Runner,
-launchers none/pytorch/slurm/mpi. Adds a pre-flight data check.
+launchers none/pytorch/slurm/mpi. Adds a pre-flight data check, atomic
+checkpoint writes, RNG states in checkpoints (exact resume) and a guard
+against overwriting an earlier run's checkpoints.
 """
 import argparse
 import os
@@ -12,8 +14,10 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmsnnmlp  # noqa: F401  registers SNNMLP in mmdet and mmseg
-from mmsnnmlp.utils import DataError, allow_mmengine_checkpoints, check_data, load_config
+from mmsnnmlp.utils import (DataError, allow_mmengine_checkpoints, check_data, load_config,
+                            use_atomic_local_writes)
 from mmsnnmlp.utils.config import dataloader_keys
+from mmsnnmlp.utils.hooks import RNGStateHook  # noqa: F401  registers the hook
 
 
 def parse_args(argv=None):
@@ -26,6 +30,9 @@ def parse_args(argv=None):
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from this checkpoint, or without a path from the '
                         'latest one in the work dir')
+    parser.add_argument('--force', action='store_true',
+                        help='start afresh in a work dir that holds checkpoints of an earlier '
+                        'run (they may be overwritten)')
     parser.add_argument('--no-data-check', action='store_true',
                         help='skip the pre-flight check of data roots and files')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -37,6 +44,11 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
+
+
+def earlier_checkpoints(work_dir: str) -> bool:
+    return os.path.isdir(work_dir) and any(
+        f == 'last_checkpoint' or f.endswith('.pth') for f in os.listdir(work_dir))
 
 
 def main(argv=None):
@@ -55,12 +67,18 @@ def main(argv=None):
         if not os.path.isfile(args.resume):
             raise SystemExit(f'--resume checkpoint not found: {args.resume}')
         cfg.resume, cfg.load_from = True, args.resume
+    if not cfg.resume and not args.force and earlier_checkpoints(cfg.work_dir):
+        sys.exit(f'{cfg.work_dir} holds checkpoints of an earlier run; pass --resume to '
+                 'continue it, --force to start afresh there, or another --work-dir')
     if not args.no_data_check:
         try:
             check_data(cfg, dataloader_keys(cfg, 'train'))
         except DataError as err:
             sys.exit(f'Data check failed: {err}')
     allow_mmengine_checkpoints()
+    use_atomic_local_writes()
+    # exact resume: RNG states travel with the checkpoints
+    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type='RNGStateHook')]
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     runner.train()
 

@@ -41,7 +41,7 @@ def _check_args(x: Tensor, group: Optional[int], dim: int) -> int:
 
 def _as_param(value: Scalar, like: Tensor) -> Tensor:
     if not isinstance(value, Tensor):
-        value = torch.tensor([float(value)])
+        value = torch.tensor([float(value)], dtype=_compute_dtype(like))
     if value.numel() != 1:
         raise ValueError(f'tau and Vth must hold one value, got shape {tuple(value.shape)}')
     return value.to(device=like.device)

@@ -27,7 +27,8 @@ def _numpy_globals():
 def _history_buffer_getattr(HistoryBuffer):
 
     def restricted_getattr(obj, name):
-        if obj is not HistoryBuffer or name not in HistoryBuffer._statistics_methods:
+        allowed = {'min', 'max', 'current', 'mean'} | set(HistoryBuffer._statistics_methods)
+        if obj is not HistoryBuffer or name not in allowed:
             raise pickle.UnpicklingError(
                 f'checkpoint asks for getattr({obj!r}, {name!r}); only HistoryBuffer '
                 'statistics methods are allowed')

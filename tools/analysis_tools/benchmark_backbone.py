@@ -2,11 +2,14 @@
 
 Every model is built, warmed up and timed in this one process, on the same
 input, so the numbers compare. Timing: ``--warmup`` untimed iterations, then
-the median of ``--iters`` timed ones (CUDA: events around each iteration,
-then a synchronize; CPU: perf_counter). Peak memory: CUDA
-``max_memory_allocated`` over the timed iterations (weights included); CPU:
-the peak RSS growth over the timed iterations (Linux /proc, else
-``resource``; 'n/a' where neither works).
+the median of ``--iters`` timed ones (CUDA: events around each iteration;
+CPU: perf_counter, plus the process CPU time, which other processes' load
+inflates less). ``--rounds`` repeats the models round-robin, for machines
+shared with other work. Peak memory: CUDA ``max_memory_allocated`` over the
+timed iterations (weights included); CPU: the growth of the peak RSS over the
+timed iterations (Linux /proc, else ``resource``; 'n/a' where neither works).
+glibc serves buffers above 32 MiB by mmap, so those count; smaller ones are
+recycled by malloc and may not.
 
 Models (``--models``):
     snnmlp-t, snnmlp-s, snnmlp-b   mmsnnmlp's SNNMLP (4 outputs, each normed)
@@ -205,8 +208,13 @@ class MemoryMeter:
 
 
 def time_fn(fn: Callable[[], None], device: torch.device, warmup: int,
-            iters: int) -> Tuple[float, List[float], Optional[float]]:
-    """(median ms, all ms, peak MiB) of ``fn`` after ``warmup`` calls."""
+            iters: int, cpu_times: Optional[List[float]] = None
+            ) -> Tuple[float, List[float], Optional[float]]:
+    """(median ms, all ms, peak MiB) of ``fn`` after ``warmup`` calls.
+
+    On CPU, also appends each iteration's process CPU time (ms, all threads)
+    to ``cpu_times``: unlike wall time it does not grow while other
+    processes hold the cores."""
     for _ in range(warmup):
         fn()
     _sync(device)
@@ -221,9 +229,11 @@ def time_fn(fn: Callable[[], None], device: torch.device, warmup: int,
                 end.synchronize()
                 times.append(start.elapsed_time(end))
             else:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 fn()
                 times.append((time.perf_counter() - t0) * 1e3)
+                if cpu_times is not None:
+                    cpu_times.append((time.process_time() - c0) * 1e3)
     return statistics.median(times), times, mem.peak_mib
 
 
@@ -297,12 +307,12 @@ def bench_models(args, device: torch.device) -> List[Dict]:
         if args.channels_last:
             model = model.to(memory_format=torch.channels_last)
         params = sum(p.numel() for p in model.parameters()) / 1e6
-        entries.append(dict(name=name, impl=impl, params=params, times=[], peak=None,
+        entries.append(dict(name=name, impl=impl, params=params, times=[], cpu=[], peak=None,
                             step=make_step(model, x, args.mode, dtype, _lif_context(name))))
     for rnd in range(args.rounds):
         for e in entries:
             warmup = args.warmup if rnd == 0 else min(args.warmup, 1)
-            median, times, peak = time_fn(e['step'], device, warmup, args.iters)
+            median, times, peak = time_fn(e['step'], device, warmup, args.iters, e['cpu'])
             e['times'] += times
             if peak is not None:
                 e['peak'] = max(peak, e['peak'] or 0.0)
@@ -314,6 +324,7 @@ def bench_models(args, device: torch.device) -> List[Dict]:
         rows.append(dict(model=e['name'], impl=e['impl'], params_m=round(e['params'], 2),
                          shape='x'.join(map(str, shape)), mode=args.mode, dtype=args.dtype,
                          median_ms=round(median, 2), min_ms=round(min(e['times']), 2),
+                         cpu_ms=round(statistics.median(e['cpu']), 2) if e['cpu'] else None,
                          times_ms=[round(t, 2) for t in e['times']],
                          img_per_s=round(shape[0] / median * 1e3, 2),
                          peak_mem_mib=None if e['peak'] is None else round(e['peak'], 1)))
@@ -337,6 +348,7 @@ def print_table(rows: List[Dict], columns: List[Tuple[str, str, str]]) -> None:
 MODEL_COLUMNS = [('model', 'model', ''), ('impl', 'impl', ''), ('params_m', 'params (M)', '.2f'),
                  ('shape', 'shape', ''), ('mode', 'mode', ''), ('dtype', 'dtype', ''),
                  ('median_ms', 'median ms', '.1f'), ('min_ms', 'min ms', '.1f'),
+                 ('cpu_ms', 'cpu-time ms', '.1f'),
                  ('img_per_s', 'img/s', '.2f'),
                  ('peak_mem_mib', 'peak mem (MiB)', '.0f')]
 
@@ -471,10 +483,19 @@ def profile_snnmlp(args, device: torch.device) -> Dict:
     return dict(shape='x'.join(map(str, shape)), dtype=args.dtype, by_kind=rows)
 
 
+def _loadavg() -> str:
+    """1-minute load average: other processes on the cores skew CPU timings."""
+    try:
+        return f'{os.getloadavg()[0]:.2f}'
+    except (AttributeError, OSError):
+        return 'n/a'
+
+
 def environment(device: torch.device) -> Dict:
     env = dict(torch=torch.__version__, python=platform.python_version(),
                threads=torch.get_num_threads(), device=str(device),
-               processor=platform.processor() or platform.machine(), cpus=os.cpu_count())
+               processor=platform.processor() or platform.machine(), cpus=os.cpu_count(),
+               loadavg_1min=_loadavg())
     if device.type == 'cuda':
         env['gpu'] = torch.cuda.get_device_name(device)
     return env
@@ -533,8 +554,11 @@ def main(argv=None) -> Dict:
         result['models'] = bench_models(args, device)
         print_table(result['models'], MODEL_COLUMNS)
     env = result['environment']
+    what = ('one profiled forward' if args.profile else
+            f'median of {args.iters * (1 if args.lif_only else args.rounds)} iterations')
     print(f"\n{env['device']} {env.get('gpu', env['processor'])}, {env['threads']} threads, "
-          f"torch {env['torch']}; median of {args.iters} iterations after {args.warmup} warm-up")
+          f"torch {env['torch']}; {what} after {args.warmup} warm-up; "
+          f"load average {_loadavg()}")
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(result, f, indent=2)

@@ -109,12 +109,13 @@ def main(argv=None):
     metrics = {}
     for name, config, wdir, opts in (('det', DET_CONFIG, det_dir, det_opts),
                                      ('seg', SEG_CONFIG, seg_dir, seg_opts)):
-        times[f'{name}_train'] = run(['tools/train.py', config, '--work-dir', wdir,
+        # --force: re-running the demo replaces its own earlier outputs
+        times[f'{name}_train'] = run(['tools/train.py', config, '--work-dir', wdir, '--force',
                                       '--cfg-options'] + opts, osp.join(work, f'{name}_train.log'))
         ckpt = latest_checkpoint(wdir)
         metrics_file = osp.join(wdir, 'test_metrics.json')
         times[f'{name}_test'] = run(['tools/test.py', config, ckpt, '--work-dir', wdir,
-                                     '--show-dir', 'test_drawings', '--metrics-json', metrics_file,
+                                     '--show-dir', 'test_drawings', '--metrics-json', metrics_file, '--force',
                                      '--cfg-options'] + opts, osp.join(work, f'{name}_test.log'))
         with open(metrics_file) as f:
             metrics[name] = json.load(f)
