@@ -142,3 +142,11 @@ def test_annotation_naming_a_missing_image(tmp_path):
     assert '1 image(s) named in data/toy/coco/annotations/instances_train2017.json are not in ' \
            'data/toy/coco/train2017/: 000000000002.jpg' in out.stderr
     assert 'Traceback' not in out.stderr
+
+
+def test_unknown_arch_in_config(toy):
+    out = tool(toy, 'train.py', DET, '--work-dir', toy / 'w_bad', '--cfg-options',
+               'model.backbone.arch=huge', ok=False)
+    assert out.returncode != 0
+    assert "Bad model.backbone in" in out.stderr and "Unknown SNNMLP arch 'huge'" in out.stderr
+    assert 'Traceback' not in out.stderr

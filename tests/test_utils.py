@@ -51,7 +51,7 @@ def test_empty_annotation_file(toy):
 def test_undecodable_image(toy):
     victim = sorted((toy / 'coco/train2017').iterdir())[1]
     victim.write_bytes(b'\xff\xd8\xff\xe0 this is not really a jpeg')
-    check_data(_cfg('det', toy), ['train_dataloader'])  # quick check: exists
+    check_data(_cfg('det', toy), ['train_dataloader'], full=False)  # existence only
     with pytest.raises(DataError, match=rf'1 image\(s\) in .*train2017.* cannot be decoded: {victim.name}'):
         check_data(_cfg('det', toy), ['train_dataloader'], full=True)
 

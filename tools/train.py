@@ -14,6 +14,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmsnnmlp  # noqa: F401  registers SNNMLP in mmdet and mmseg
+from mmsnnmlp.models import SNNMLP
 from mmsnnmlp.utils import (DataError, allow_mmengine_checkpoints, check_data, load_config,
                             use_atomic_local_writes)
 from mmsnnmlp.utils.config import dataloader_keys
@@ -51,6 +52,18 @@ def earlier_checkpoints(work_dir: str) -> bool:
         f == 'last_checkpoint' or f.endswith('.pth') for f in os.listdir(work_dir))
 
 
+def check_backbone(cfg, config_path: str) -> None:
+    """Build an SNNMLP backbone alone first: a bad value stops with one clear line."""
+    backbone = cfg.model.get('backbone', {})
+    if backbone.get('type') != 'SNNMLP':
+        return
+    kwargs = {k: v for k, v in backbone.items() if k not in ('type', 'init_cfg')}
+    try:
+        SNNMLP(**kwargs)
+    except (TypeError, ValueError) as err:
+        sys.exit(f'Bad model.backbone in {config_path}: {err}')
+
+
 def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
@@ -70,6 +83,7 @@ def main(argv=None):
     if not cfg.resume and not args.force and earlier_checkpoints(cfg.work_dir):
         sys.exit(f'{cfg.work_dir} holds checkpoints of an earlier run; pass --resume to '
                  'continue it, --force to start afresh there, or another --work-dir')
+    check_backbone(cfg, args.config)
     if not args.no_data_check:
         try:
             check_data(cfg, dataloader_keys(cfg, 'train'))

@@ -5,7 +5,8 @@ _base_ = '../seg/snnmlp-t_upernet_8xb2-160k_ade20k-512x512.py'
 
 data_root = 'data/toy/ade/ADEChallengeData2016'
 # The first four ADE20K classes stand for background, circle, square, triangle.
-metainfo = dict(classes=('wall', 'building', 'sky', 'floor'))
+metainfo = dict(classes=('wall', 'building', 'sky', 'floor'),
+                palette=[[120, 120, 120], [180, 120, 120], [6, 230, 230], [80, 50, 50]])
 crop_size = (128, 128)
 widths = [32, 64, 128, 256]
 norm_cfg = dict(type='BN', requires_grad=True)  # one process: no SyncBN needed

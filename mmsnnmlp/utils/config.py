@@ -38,7 +38,8 @@ def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optiona
 
 
 def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
-    """Multi-process training without GPUs: gloo, and DDP without device ids.
+    """Multi-process training without GPUs: gloo, DDP without device ids, and
+    a SyncBN that synchronises CPU tensors.
 
     mmengine's launchers always pin a CUDA device, so for ``pytorch`` we join
     the process group ourselves (the Runner then skips its own init)."""
@@ -50,6 +51,8 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
                                                                     False))
     if launcher == 'pytorch' and not torch.distributed.is_initialized():
         torch.distributed.init_process_group(backend='gloo')
+    from .sync_bn import use_cpu_sync_bn
+    use_cpu_sync_bn()
 
 
 def dataloader_keys(cfg: Config, mode: str) -> Sequence[str]:

@@ -3,13 +3,14 @@
 mmdet/mmseg only notice a missing folder or image when a dataloader worker
 trips over it, deep inside mmcv. We look first: data roots, annotation files,
 every image an annotation names and every label map an image needs; with
-``full=True`` also that each image decodes and each label map holds only
-known classes.
+``full=True`` (by default for datasets of up to ``FULL_CHECK_LIMIT``
+images) also that each image decodes and each label map holds only known
+classes.
 """
 import json
 import os
 import os.path as osp
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Optional
 
 import cv2
 import numpy as np
@@ -25,7 +26,9 @@ PREPARE_HINT = {
               'tools/misc/make_toy_data.py --out data/toy). Link it: '
               'ln -s /path/to/ADEChallengeData2016 data/ade/ADEChallengeData2016'),
 }
-IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+# Decode every image (and read every label map) when a dataset has at most
+# this many images; bigger ones get the existence checks only.
+FULL_CHECK_LIMIT = 2000
 
 
 class DataError(RuntimeError):
@@ -56,7 +59,7 @@ def _decodes(path: str) -> bool:
     return cv2.imread(path, cv2.IMREAD_UNCHANGED) is not None
 
 
-def _check_coco(ds: Dict, full: bool) -> None:
+def _check_coco(ds: Dict, full: Optional[bool]) -> None:
     root = ds.get('data_root', '')
     ann = _join(root, ds['ann_file'])
     if not osp.isfile(ann):
@@ -77,13 +80,15 @@ def _check_coco(ds: Dict, full: bool) -> None:
     if missing:
         raise DataError(f'{len(missing)} image(s) named in {ann} are not in {prefix}: '
                         f'{_short(missing)}')
+    if full is None:
+        full = len(images) <= FULL_CHECK_LIMIT
     if full:
         bad = [im['file_name'] for im in images if not _decodes(osp.join(prefix, im['file_name']))]
         if bad:
             raise DataError(f'{len(bad)} image(s) in {prefix} cannot be decoded: {_short(bad)}')
 
 
-def _check_seg(ds: Dict, num_classes: int, full: bool) -> None:
+def _check_seg(ds: Dict, num_classes: int, full: Optional[bool]) -> None:
     root = ds.get('data_root', '')
     prefix = ds.get('data_prefix', {})
     img_dir = _join(root, prefix.get('img_path', ''))
@@ -100,6 +105,8 @@ def _check_seg(ds: Dict, num_classes: int, full: bool) -> None:
     missing = [lb for lb in labels if not osp.isfile(osp.join(seg_dir, lb))]
     if missing:
         raise DataError(f'{len(missing)} label map(s) missing from {seg_dir}: {_short(missing)}')
+    if full is None:
+        full = len(images) <= FULL_CHECK_LIMIT
     if not full:
         return
     bad = [f for f in images if not _decodes(osp.join(img_dir, f))]
@@ -130,8 +137,10 @@ def _reduces_zero(ds: Dict) -> bool:
     return ds.get('type') == 'ADE20KDataset'
 
 
-def check_data(cfg, dataloader_keys: Iterable[str], full: bool = False) -> None:
-    """Raise :class:`DataError` for the first problem in these dataloaders' data."""
+def check_data(cfg, dataloader_keys: Iterable[str], full: Optional[bool] = None) -> None:
+    """Raise :class:`DataError` for the first problem in these dataloaders' data.
+
+    ``full``: decode images and read label maps too (None: for small datasets)."""
     library = cfg.get('default_scope')
     for key in dataloader_keys:
         loader = cfg.get(key)

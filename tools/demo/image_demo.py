@@ -15,6 +15,7 @@ import os.path as osp
 import sys
 
 import mmcv
+import numpy as np
 from mmengine.config import Config
 
 import mmsnnmlp  # noqa: F401  registers SNNMLP in mmdet and mmseg
@@ -66,7 +67,11 @@ def run_segmentation(args, image):
     model = init_model(args.config, args.checkpoint, device=args.device)
     sample = inference_model(model, image)
     visualizer = VISUALIZERS.build(model.cfg.visualizer)
-    visualizer.dataset_meta = model.dataset_meta
+    meta = dict(model.dataset_meta)
+    if not meta.get('palette'):  # checkpoints from other tools may carry classes only
+        rng = np.random.default_rng(42)
+        meta['palette'] = rng.integers(0, 255, (len(meta['classes']), 3)).tolist()
+    visualizer.dataset_meta = meta
     visualizer.alpha = args.opacity
     visualizer.add_datasample('result', mmcv.bgr2rgb(image), data_sample=sample, draw_gt=False)
     return visualizer.get_image(), len(sample.pred_sem_seg.data.unique())
