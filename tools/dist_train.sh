@@ -1,24 +1,5 @@
 #!/usr/bin/env bash
-# Multi-GPU (or multi-process CPU, gloo) training with torch.distributed:
+# Distributed training (GPUs, or CPU processes over gloo):
 #   bash tools/dist_train.sh CONFIG NUM_PROCS [train.py args...]
 # Multi-node: set NNODES, NODE_RANK, MASTER_ADDR (and PORT) on every node.
-set -euo pipefail
-# PYTHON: the interpreter to use (default: python on PATH, e.g. an activated venv)
-CONFIG=$1
-GPUS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-HERE="$(cd "$(dirname "$0")" && pwd)"
-
-PYTHONPATH="$HERE/..${PYTHONPATH:+:$PYTHONPATH}" \
-"${PYTHON:-python}" -m torch.distributed.run \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" \
-    --master_port="$PORT" \
-    "$HERE/train.py" \
-    "$CONFIG" \
-    --launcher pytorch "${@:3}"
+exec bash "$(dirname "$0")/dist_launch.sh" train.py "$2" "$1" "${@:3}"

@@ -7,15 +7,14 @@ predicted label PNGs.
 """
 import argparse
 import os
-import os.path as osp
 import sys
 
-from mmengine.config import DictAction
 from mmengine.dist import is_main_process
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmsnnmlp  # noqa: F401  registers SNNMLP in mmdet and mmseg
+from mmsnnmlp.utils.config import add_launch_args, parse_launch_args
 from mmsnnmlp.models import safe_load
 from mmsnnmlp.utils import (DataError, allow_mmengine_checkpoints, atomic_write_json, check_data,
                             load_config, use_atomic_local_writes)
@@ -34,16 +33,8 @@ def parse_args(argv=None):
     parser.add_argument('--metrics-json', help='also write the final metrics to this JSON file')
     parser.add_argument('--force', action='store_true',
                         help='overwrite existing --out / --metrics-json outputs')
-    parser.add_argument('--no-data-check', action='store_true',
-                        help='skip the pre-flight check of data roots and files')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_launch_args(parser)
+    return parse_launch_args(parser, argv)
 
 
 def enable_drawing(cfg, show_dir: str) -> None:

@@ -9,7 +9,6 @@ import argparse
 import os
 import sys
 
-from mmengine.config import DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -17,7 +16,7 @@ import mmsnnmlp  # noqa: F401  registers SNNMLP in mmdet and mmseg
 from mmsnnmlp.models import SNNMLP
 from mmsnnmlp.utils import (DataError, allow_mmengine_checkpoints, check_data, load_config,
                             use_atomic_local_writes)
-from mmsnnmlp.utils.config import dataloader_keys
+from mmsnnmlp.utils.config import add_launch_args, dataloader_keys, parse_launch_args
 from mmsnnmlp.utils.hooks import RNGStateHook  # noqa: F401  registers the hook
 
 
@@ -34,17 +33,8 @@ def parse_args(argv=None):
     parser.add_argument('--force', action='store_true',
                         help='start afresh in a work dir that holds checkpoints of an earlier '
                         'run (they may be overwritten)')
-    parser.add_argument('--no-data-check', action='store_true',
-                        help='skip the pre-flight check of data roots and files')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_launch_args(parser)
+    return parse_launch_args(parser, argv)
 
 
 def earlier_checkpoints(work_dir: str) -> bool:

@@ -16,7 +16,7 @@ import os.path as osp
 import pickle
 import zipfile
 from collections import OrderedDict
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping
 from urllib.parse import urlparse
 
 import torch

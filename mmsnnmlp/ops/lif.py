@@ -63,6 +63,35 @@ def _compute_dtype(x: Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
+def _forward_scan(xv, outv, tau, vth, size, step):
+    """The recurrence with cheap ops into preallocated buffers (several times
+    faster on CPU than ``where``): for finite values ``max(u, Vth)`` equals
+    ``where(u > Vth, u, Vth)`` and ``u * (u <= Vth)`` the reset potential."""
+    u = torch.empty_like(xv.select(step, 0))
+    potential, keep = torch.empty_like(u), torch.empty_like(u)
+    for j in range(size):
+        if j == 0:
+            u.copy_(xv.select(step, 0))
+        else:
+            torch.mul(potential, tau, out=u).add_(xv.select(step, j))  # tau * o + x
+        torch.maximum(u, vth, out=outv.select(step, j))
+        if j < size - 1:
+            torch.le(u, vth, out=keep)
+            potential, u = u.mul_(keep), potential
+
+
+def _forward_scan_where(xv, outv, tau, vth, size, step):
+    """The same recurrence with ``where``: exact for NaN and Inf too."""
+    potential = None
+    for j in range(size):
+        u = xv.select(step, j)
+        if potential is not None:
+            u = tau * potential + u
+        fired = u > vth
+        outv.select(step, j).copy_(torch.where(fired, u, vth))
+        potential = u.masked_fill(fired, 0.0)
+
+
 class _LIFFunction(torch.autograd.Function):
     """Stores only x; backward recomputes the spikes (a few cheap passes)."""
 
@@ -70,20 +99,14 @@ class _LIFFunction(torch.autograd.Function):
     def forward(ctx, x, tau, vth, group, dim):
         ctype = _compute_dtype(x)
         xc = x.to(ctype)
-        tau_c, vth_c = tau.to(ctype), vth.to(ctype)
+        tau_c, vth_c = tau.to(ctype).reshape(()), vth.to(ctype).reshape(())
         out = xc.clone()  # the tail passes through unchanged
         xv, size = _split_groups(xc, dim, group)
         if xv is not None:
             outv, _ = _split_groups(out, dim, group)
-            step = dim + 1
-            potential = None
-            for j in range(size):
-                u = xv.select(step, j)
-                if potential is not None:
-                    u = u + tau_c * potential
-                fired = u > vth_c
-                outv.select(step, j).copy_(torch.where(fired, u, vth_c))
-                potential = u.masked_fill(fired, 0.0)
+            _forward_scan(xv, outv, tau_c, vth_c, size, dim + 1)
+            if not torch.isfinite(out.sum()):
+                _forward_scan_where(xv, outv, tau_c, vth_c, size, dim + 1)
         ctx.save_for_backward(x, tau, vth)
         ctx.group, ctx.dim = group, dim
         return out.to(x.dtype)

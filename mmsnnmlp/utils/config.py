@@ -1,4 +1,5 @@
 """Config loading shared by tools/train.py, tools/test.py and the demos."""
+import os
 import os.path as osp
 from typing import Optional, Sequence
 
@@ -53,6 +54,25 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
         torch.distributed.init_process_group(backend='gloo')
     from .sync_bn import use_cpu_sync_bn
     use_cpu_sync_bn()
+
+
+def add_launch_args(parser) -> None:
+    """The arguments tools/train.py and tools/test.py share with mmdet's and mmseg's."""
+    from mmengine.config import DictAction
+    parser.add_argument('--no-data-check', action='store_true',
+                        help='skip the pre-flight check of data roots and files')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_launch_args(parser, argv=None):
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
 
 
 def dataloader_keys(cfg: Config, mode: str) -> Sequence[str]:
