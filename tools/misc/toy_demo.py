@@ -34,7 +34,7 @@ def run(cmd, log_path):
             log.write(line)
             if ' - mmengine - INFO - ' in line and ('Epoch(' in line or 'Iter(' in line):
                 print('  ' + line.split(' - INFO - ')[-1].rstrip()[:150], flush=True)
-            elif 'Error' in line or 'failed' in line:
+            elif 'Error' in line or line.startswith(('Data check failed', 'Cannot')):
                 print('  ' + line.rstrip(), flush=True)
         proc.wait()
     if proc.returncode:
@@ -114,8 +114,8 @@ def main(argv=None):
                                       '--cfg-options'] + opts, osp.join(work, f'{name}_train.log'))
         ckpt = latest_checkpoint(wdir)
         metrics_file = osp.join(wdir, 'test_metrics.json')
-        times[f'{name}_test'] = run(['tools/test.py', config, ckpt, '--work-dir', wdir,
-                                     '--show-dir', 'test_drawings', '--metrics-json', metrics_file, '--force',
+        times[f'{name}_test'] = run(['tools/test.py', config, ckpt, '--work-dir', wdir, '--force',
+                                     '--show-dir', 'test_drawings', '--metrics-json', metrics_file,
                                      '--cfg-options'] + opts, osp.join(work, f'{name}_test.log'))
         with open(metrics_file) as f:
             metrics[name] = json.load(f)
