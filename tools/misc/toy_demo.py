@@ -101,9 +101,11 @@ def main(argv=None):
                      f'default_hooks.checkpoint.interval={args.det_epochs}']
     seg_opts = [f'randomness.seed={args.seed}']
     if args.seg_iters:
+        warmup = max(1, min(30, args.seg_iters // 10))  # the toy config warms up for 30
         seg_opts += [f'train_cfg.max_iters={args.seg_iters}',
                      f'train_cfg.val_interval={args.seg_iters}',
                      f'default_hooks.checkpoint.interval={args.seg_iters}',
+                     f'param_scheduler.0.end={warmup}', f'param_scheduler.1.begin={warmup}',
                      f'param_scheduler.1.end={args.seg_iters}']
 
     metrics = {}
