@@ -44,8 +44,8 @@ def enable_drawing(cfg, show_dir: str) -> None:
     hook['draw'] = True
     if cfg.default_scope == 'mmdet':
         hook['test_out_dir'] = show_dir
-    else:
-        cfg.visualizer['save_dir'] = show_dir
+    else:  # like mmdet's hook: a relative folder lands in the work dir
+        cfg.visualizer['save_dir'] = os.path.join(cfg.work_dir, show_dir)
 
 
 def main(argv=None):
