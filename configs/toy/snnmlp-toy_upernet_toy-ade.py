@@ -49,4 +49,5 @@ param_scheduler = [
 ]
 optim_wrapper = dict(optimizer=dict(lr=2e-3))
 default_hooks = dict(logger=dict(interval=20),
-                     checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
+                     checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1),
+                     visualization=dict(interval=1))  # draw every test image with --show-dir
