@@ -81,14 +81,25 @@ def test_frozen_stages_are_frozen():
                            after['layers.2.blocks.0.mlp.fc1.weight'])
 
 
-def test_norm_eval_and_train_returns_self():
-    model = _tiny_arch(norm_eval=True)
-    assert model.train() is model
-    assert model.eval() is model
-    model.train()
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.GroupNorm)]
-    assert norms and all(not m.training for m in norms)
-    assert model.layers[0].blocks[0].mlp.training
+def test_norm_eval_is_a_documented_no_op_and_train_returns_self():
+    """GroupNorm has no running statistics: norm_eval (accepted for mmdet
+    config compatibility) changes nothing, in train or eval mode."""
+    torch.manual_seed(0)
+    plain, with_flag = _tiny_arch(), _tiny_arch(norm_eval=True)
+    with_flag.load_state_dict(plain.state_dict())
+    assert plain.train() is plain and with_flag.eval() is with_flag
+    x = torch.randn(2, 3, 40, 24)
+    for mode in (True, False):
+        plain.train(mode)
+        with_flag.train(mode)
+        for a, b in zip(plain(x), with_flag(x)):
+            assert torch.equal(a, b)
+    # a GroupNorm computes the same in both modes
+    plain.train()
+    train_out = plain(x)
+    plain.eval()
+    for a, b in zip(train_out, plain(x)):
+        assert torch.equal(a, b)
 
 
 def test_with_cp_same_outputs_and_gradients():
@@ -125,10 +136,27 @@ def test_with_cp_same_outputs_and_gradients():
     (dict(frozen_stages=-2), 'frozen_stages'),
     (dict(drop_path_rate=1.0), 'drop_path_rate'),
     (dict(init_cfg=dict(type='Pretrained')), 'checkpoint'),
+    (dict(out_indices=(1, 1, 3)), 'names a stage twice'),
+    (dict(out_indices=(3, -1)), 'names a stage twice'),
+    (dict(lif_tau=float('nan')), 'lif_tau must be a finite number'),
+    (dict(lif_vth=float('inf')), 'lif_vth must be a finite number'),
+    (dict(lif_vth='0.1'), 'lif_vth must be a finite number'),
+    (dict(patch_size=0), 'patch_size must be a positive int'),
+    (dict(patch_size=2.5), 'patch_size must be a positive int'),
+    (dict(in_channels=-3), 'in_channels must be a positive int'),
+    (dict(mlp_ratio=0), 'mlp_ratio must be a positive number'),
+    (dict(mlp_ratio=float('nan')), 'mlp_ratio must be a positive number'),
 ])
 def test_bad_config_values(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SNNMLP(**kwargs)
+
+
+@pytest.mark.parametrize('tau', [-1.0, 1.5])
+def test_tau_outside_unit_interval_warns(tau):
+    with pytest.warns(UserWarning, match=f'lif_tau={tau} is outside'):
+        model = _tiny_arch(lif_tau=tau)
+    assert model.layers[0].blocks[0].lif_module.lif1.tau.item() == tau
 
 
 def test_wrong_channel_count():

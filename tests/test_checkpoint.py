@@ -45,12 +45,13 @@ def test_released_checkpoint_loads_and_reproduces_network(tmp_path, tiny_release
         torch.testing.assert_close(out, torch.nn.functional.group_norm(ref, 1), rtol=1e-4, atol=1e-4)
 
 
-def test_training_layout_loads_without_yacs(tmp_path, tiny_released):
+@pytest.mark.parametrize('restricted', [False, True], ids=['torch-allowlist', 'own-unpickler'])
+def test_training_layout_loads_without_yacs(tmp_path, tiny_released, restricted):
     path = tmp_path / 'ckpt.pt'
     path.write_bytes(training_checkpoint(tiny_released))
     with pytest.raises(ImportError):
         import yacs  # noqa: F401  (the stand-in must not be needed)
-    loaded = safe_load(str(path))
+    loaded = safe_load(str(path), restricted=restricted)
     assert type(loaded['config']).__module__ == 'collections'
     assert loaded['config']['TRAIN']['EPOCHS'] == 300
     assert loaded['epoch'] == 299
@@ -142,14 +143,15 @@ class _Payload:
         return (os.system, (f'touch {self.marker}',))
 
 
+@pytest.mark.parametrize('restricted', [False, True], ids=['torch-allowlist', 'own-unpickler'])
 @pytest.mark.parametrize('legacy', [False, True])
-def test_malicious_pickle_is_refused_and_never_runs(tmp_path, legacy, tiny_released):
+def test_malicious_pickle_is_refused_and_never_runs(tmp_path, legacy, tiny_released, restricted):
     marker = tmp_path / 'pwned'
     path = tmp_path / 'evil.pt'
     payload = {'model': {'patch_embed.proj.weight': torch.zeros(1)}, 'x': _Payload(marker)}
     torch.save(payload, path, _use_new_zipfile_serialization=not legacy)
     with pytest.raises(CheckpointError, match='Refusing to load .*could run code'):
-        safe_load(str(path))
+        safe_load(str(path), restricted=restricted)
     with pytest.raises(CheckpointError, match='Refusing to load'):
         _pretrained(path)
     assert not marker.exists()

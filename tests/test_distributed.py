@@ -50,10 +50,9 @@ def test_two_processes_match_one_with_double_batch(tmp_path):
         text=True, env=env)
     assert double.returncode == 0, double.stdout[-2000:] + double.stderr[-3000:]
 
-    from mmsnnmlp.utils import allow_mmengine_checkpoints
-    allow_mmengine_checkpoints()
-    one = torch.load(tmp_path / 'one/iter_3.pth')['state_dict']
-    two = torch.load(tmp_path / 'two/iter_3.pth')['state_dict']
+    from mmsnnmlp.models import safe_load
+    one = safe_load(tmp_path / 'one/iter_3.pth')['state_dict']
+    two = safe_load(tmp_path / 'two/iter_3.pth')['state_dict']
     assert one.keys() == two.keys()
     moved = 0
     for key in one:

@@ -41,9 +41,8 @@ def toy(tmp_path_factory):
 
 
 def _meta(path):
-    from mmsnnmlp.utils import allow_mmengine_checkpoints
-    allow_mmengine_checkpoints()
-    return torch.load(path, map_location='cpu')['meta']
+    from mmsnnmlp.models import safe_load
+    return safe_load(path)['meta']
 
 
 def test_toy_data_layout_is_deterministic(toy, tmp_path):

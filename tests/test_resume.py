@@ -25,9 +25,8 @@ def _train(cwd, work, *extra):
 
 
 def _load(path):
-    from mmsnnmlp.utils import allow_mmengine_checkpoints
-    allow_mmengine_checkpoints()
-    return torch.load(path, map_location='cpu')
+    from mmsnnmlp.models import safe_load
+    return safe_load(path)
 
 
 def _assert_same(a, b, where=''):
@@ -88,8 +87,7 @@ def test_kill_during_checkpoint_write_keeps_previous_file(tmp_path):
     target = tmp_path / 'iter_4.pth'
     target.write_bytes(b'old complete checkpoint')
     code = ('import sys; from mmengine.fileio import get_file_backend\n'
-            'from mmsnnmlp.utils import use_atomic_local_writes\n'
-            'use_atomic_local_writes()\n'
+            'import mmsnnmlp  # makes mmengine\'s local writes atomic\n'
             'backend = get_file_backend(sys.argv[1])\n'
             'print("writing", flush=True)\n'
             'while True: backend.put(bytes(300_000_000), sys.argv[1])\n')

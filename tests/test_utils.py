@@ -11,7 +11,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmsnnmlp.utils import DataError, allow_mmengine_checkpoints, atomic_open, check_data
+from mmsnnmlp.models import CheckpointError, safe_load
+from mmsnnmlp.utils import DataError, atomic_open, check_data
 from released_layout import ARCHS, released_state_dict, training_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -97,18 +98,36 @@ class _Sneaky:
         return (getattr, (HistoryBuffer, 'register_statistics'))
 
 
-def test_mmengine_allowlist_is_narrow(tmp_path):
+@pytest.mark.parametrize('restricted', [False, True], ids=['torch-allowlist', 'own-unpickler'])
+def test_mmengine_allowlist_is_narrow(tmp_path, restricted):
     from mmengine.logging.history_buffer import HistoryBuffer
-    allow_mmengine_checkpoints()
     buf = HistoryBuffer()
     buf.update(1.5)
     path = tmp_path / 'hub.pth'
     torch.save({'buffer': buf, 'array': np.arange(3.0), 'scalar': np.float64(2.0)}, path)
-    loaded = torch.load(path)
+    loaded = safe_load(str(path), restricted=restricted)
     assert loaded['buffer'].mean() == 1.5 and loaded['scalar'] == 2.0
     torch.save({'x': _Sneaky()}, tmp_path / 'evil.pth')
-    with pytest.raises(pickle.UnpicklingError, match='only HistoryBuffer statistics methods'):
-        torch.load(tmp_path / 'evil.pth')
+    with pytest.raises(CheckpointError, match='only HistoryBuffer statistics methods'):
+        safe_load(str(tmp_path / 'evil.pth'), restricted=restricted)
+
+
+def test_import_installs_the_allowlist_for_plain_torch_load(tmp_path):
+    """torch >= 2.6 loads with weights_only by default: after `import mmsnnmlp`,
+    mmengine training state loads with a plain torch.load too."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    from mmsnnmlp.models.checkpoint import TORCH_ALLOWLIST
+    if not TORCH_ALLOWLIST:
+        pytest.skip('torch < 2.6 does not load with weights_only by default')
+    buf = HistoryBuffer()
+    buf.update(2.5)
+    torch.save({'buffer': buf, 'scalar': np.float32(1.0)}, tmp_path / 'hub.pth')
+    code = ('import sys, torch, mmsnnmlp\n'
+            'print(torch.load(sys.argv[1])["buffer"].mean())\n')
+    out = subprocess.run([sys.executable, '-c', code, str(tmp_path / 'hub.pth')],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == '2.5'
 
 
 def test_model_converter(tmp_path):

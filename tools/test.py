@@ -13,11 +13,12 @@ from mmengine.dist import is_main_process
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-import mmsnnmlp  # noqa: F401  registers SNNMLP in mmdet and mmseg
-from mmsnnmlp.utils.config import add_launch_args, parse_launch_args
-from mmsnnmlp.models import safe_load
-from mmsnnmlp.utils import (DataError, allow_mmengine_checkpoints, atomic_write_json, check_data,
-                            load_config, use_atomic_local_writes)
+import mmsnnmlp  # noqa: F401  registers SNNMLP, makes checkpoint I/O safe
+from mmsnnmlp.models import CheckpointError, safe_load
+from mmsnnmlp.models.checkpoint import check_state_dict_fits
+from mmsnnmlp.utils import DataError, atomic_write_json, check_data, load_config
+from mmsnnmlp.utils.config import (add_launch_args, launcher_rank, parse_launch_args,
+                                   prepare_cpu_launch)
 
 
 def parse_args(argv=None):
@@ -40,7 +41,7 @@ def parse_args(argv=None):
 def enable_drawing(cfg, show_dir: str) -> None:
     hook = cfg.default_hooks.get('visualization')
     if hook is None:
-        raise SystemExit('--show-dir needs a visualization hook in default_hooks')
+        sys.exit('--show-dir needs a visualization hook in default_hooks')
     hook['draw'] = True
     if cfg.default_scope == 'mmdet':
         hook['test_out_dir'] = show_dir
@@ -50,43 +51,51 @@ def enable_drawing(cfg, show_dir: str) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
-    allow_mmengine_checkpoints()
-    # Refuse a missing, truncated or unsafe checkpoint before building anything.
     try:
-        safe_load(args.checkpoint)
-    except (FileNotFoundError, RuntimeError) as err:
+        cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+    except (FileNotFoundError, SyntaxError, ValueError) as err:
+        sys.exit(str(err))
+    prepare_cpu_launch(cfg, args.launcher)
+    # A missing, truncated, corrupt or unsafe file stops us before anything is built.
+    try:
+        checkpoint = safe_load(args.checkpoint)
+    except (FileNotFoundError, CheckpointError) as err:
         sys.exit(f'Cannot use checkpoint: {err}')
     cfg.load_from = args.checkpoint
     for path in (args.out, args.metrics_json):
         if path and not args.force and os.path.exists(path) and \
                 (os.path.isfile(path) or os.listdir(path)):
             sys.exit(f'{path} exists; pass --force to overwrite it')
-    use_atomic_local_writes()
     if args.show_dir:
         enable_drawing(cfg, args.show_dir)
     if args.tta:
         if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
-            raise SystemExit('--tta needs tta_model and tta_pipeline in the config')
+            sys.exit('--tta needs tta_model and tta_pipeline in the config')
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
     if args.out:
         if cfg.default_scope == 'mmdet':
             if not args.out.endswith(('.pkl', '.pickle')):
-                raise SystemExit('--out for detection must be a .pkl file')
+                sys.exit('--out for detection must be a .pkl file')
             evaluators = cfg.test_evaluator
             evaluators = list(evaluators) if isinstance(evaluators, (list, tuple)) else [evaluators]
             cfg.test_evaluator = evaluators + [dict(type='DumpDetResults', out_file_path=args.out)]
         else:
             cfg.test_evaluator['output_dir'] = args.out
             cfg.test_evaluator['keep_results'] = True
-    if not args.no_data_check:
+    if not args.no_data_check and launcher_rank() == 0:
         try:
             check_data(cfg, ['test_dataloader'])
         except DataError as err:
             sys.exit(f'Data check failed: {err}')
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    # Strict: evaluating a checkpoint of another model would report a bogus score.
+    try:
+        check_state_dict_fits(runner.model, checkpoint, args.checkpoint)
+    except CheckpointError as err:
+        sys.exit(f'Cannot use checkpoint: {err}')
+    del checkpoint
     metrics = runner.test()
     if args.metrics_json and is_main_process():
         atomic_write_json(args.metrics_json, metrics, overwrite=True)

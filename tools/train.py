@@ -1,9 +1,11 @@
 """Train an SNN-MLP detector (mmdet config) or segmentor (mmseg config).
 
 Mirrors mmdet's and mmseg's tools/train.py: same arguments, mmengine Runner,
-launchers none/pytorch/slurm/mpi. Adds a pre-flight data check, atomic
-checkpoint writes, RNG states in checkpoints (exact resume) and a guard
-against overwriting an earlier run's checkpoints.
+launchers none/pytorch/slurm/mpi. What makes runs safe lives in the plugin
+and the configs (safe checkpoint loading, SafeCheckpointHook, RNGStateHook),
+so mmdet's and mmseg's own train.py get it too. This tool adds checks that
+stop a bad run before anything is built: one run per work dir, no silent
+overwrite of an earlier run, the backbone arguments, the data.
 """
 import argparse
 import os
@@ -12,12 +14,12 @@ import sys
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-import mmsnnmlp  # noqa: F401  registers SNNMLP in mmdet and mmseg
-from mmsnnmlp.models import SNNMLP
-from mmsnnmlp.utils import (DataError, allow_mmengine_checkpoints, check_data, load_config,
-                            use_atomic_local_writes)
-from mmsnnmlp.utils.config import add_launch_args, dataloader_keys, parse_launch_args
-from mmsnnmlp.utils.hooks import RNGStateHook  # noqa: F401  registers the hook
+import mmsnnmlp  # noqa: F401  registers SNNMLP and the hooks, makes checkpoint I/O safe
+from mmsnnmlp.engine import WorkDirBusy, lock_work_dir
+from mmsnnmlp.models import SNNMLP, CheckpointError
+from mmsnnmlp.utils import DataError, check_data, load_config
+from mmsnnmlp.utils.config import (add_launch_args, dataloader_keys, launcher_rank,
+                                   parse_launch_args, prepare_cpu_launch)
 
 
 def parse_args(argv=None):
@@ -54,37 +56,50 @@ def check_backbone(cfg, config_path: str) -> None:
         sys.exit(f'Bad model.backbone in {config_path}: {err}')
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+def apply_args(cfg, args) -> None:
+    """--amp, --auto-scale-lr and --resume, as mmdet's train.py applies them."""
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
-            raise SystemExit('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
+            sys.exit('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         if not os.path.isfile(args.resume):
-            raise SystemExit(f'--resume checkpoint not found: {args.resume}')
+            sys.exit(f'--resume checkpoint not found: {args.resume}')
         cfg.resume, cfg.load_from = True, args.resume
-    if not cfg.resume and not args.force and earlier_checkpoints(cfg.work_dir):
-        sys.exit(f'{cfg.work_dir} holds checkpoints of an earlier run; pass --resume to '
-                 'continue it, --force to start afresh there, or another --work-dir')
-    check_backbone(cfg, args.config)
-    if not args.no_data_check:
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+    except (FileNotFoundError, SyntaxError, ValueError) as err:
+        sys.exit(str(err))
+    prepare_cpu_launch(cfg, args.launcher)
+    apply_args(cfg, args)
+    if launcher_rank() == 0:  # once per run, not once per process
         try:
-            check_data(cfg, dataloader_keys(cfg, 'train'))
-        except DataError as err:
-            sys.exit(f'Data check failed: {err}')
-    allow_mmengine_checkpoints()
-    use_atomic_local_writes()
-    # exact resume: RNG states travel with the checkpoints
-    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type='RNGStateHook')]
+            lock_work_dir(cfg.work_dir)
+        except WorkDirBusy as err:
+            sys.exit(str(err))
+        if not cfg.resume and not args.force and earlier_checkpoints(cfg.work_dir):
+            sys.exit(f'{cfg.work_dir} holds checkpoints of an earlier run; pass --resume to '
+                     'continue it, --force to start afresh there, or another --work-dir')
+        check_backbone(cfg, args.config)
+        if not args.no_data_check:
+            try:
+                check_data(cfg, dataloader_keys(cfg, 'train'))
+            except DataError as err:
+                sys.exit(f'Data check failed: {err}')
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except (CheckpointError, WorkDirBusy) as err:
+        sys.exit(f'Cannot train: {err}')
 
 
 if __name__ == '__main__':

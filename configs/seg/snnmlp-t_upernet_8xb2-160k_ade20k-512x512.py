@@ -55,6 +55,11 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
     dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=160000, by_epoch=False),
 ]
+# Whichever train.py runs this config (ours, mmseg's, `mim train`): checkpoints
+# written atomically and never all deleted, one run per work dir, and exact
+# resume (RNG states travel in the checkpoints).
+default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook'))
+custom_hooks = [dict(type='RNGStateHook')]
 # 8 GPUs x 2 images
 train_dataloader = dict(batch_size=2)
 val_dataloader = dict(batch_size=1)

@@ -5,6 +5,8 @@ Everything runs on NCHW tensors: every norm is ``GroupNorm(1, C)`` and every
 so their state dicts load key for key. This file imports neither mmdet nor
 mmseg; :mod:`mmsnnmlp.registration` hooks it into their registries.
 """
+import math
+import warnings
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
@@ -184,6 +186,35 @@ def resolve_arch(arch: Union[str, Dict]) -> Tuple[int, Tuple[int, ...]]:
     return embed_dims, depths
 
 
+def _check_out_indices(out_indices, num_stages: int) -> Tuple[int, ...]:
+    """Sorted stage indices (negative ones counted from the end), each once."""
+    if isinstance(out_indices, int):
+        out_indices = (out_indices,)
+    out_indices = tuple(out_indices)
+    bad = [i for i in out_indices if isinstance(i, bool) or not isinstance(i, int)
+           or not -num_stages <= i < num_stages]
+    if not out_indices or bad:
+        raise ValueError(f'out_indices must be stage indices in [0, {num_stages - 1}], '
+                         f'got {out_indices!r}')
+    resolved = [i % num_stages for i in out_indices]
+    if len(set(resolved)) != len(resolved):
+        raise ValueError(f'out_indices names a stage twice: {out_indices!r} (necks expect one '
+                         'feature map per stage)')
+    return tuple(sorted(resolved))
+
+
+def _check_lif_values(tau, vth) -> None:
+    """Finite tau and Vth; a warning for an initial tau outside [0, 1] (a leak
+    factor: above 1 the potential grows, below 0 it flips sign)."""
+    for name, value in (('lif_tau', tau), ('lif_vth', vth)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
+            raise ValueError(f'{name} must be a finite number, got {value!r}')
+    if not 0.0 <= tau <= 1.0:
+        warnings.warn(f'lif_tau={tau} is outside [0, 1]: the LIF leak factor is meant to '
+                      'decay the membrane potential (the paper uses 0.25)')
+
+
 class SNNMLP(BaseModule):
     """SNN-MLP backbone: `Brain-inspired Multilayer Perceptron with Spiking
     Neurons <https://arxiv.org/abs/2203.14679>`_.
@@ -207,8 +238,10 @@ class SNNMLP(BaseModule):
             each through its own GroupNorm. Default: (0, 1, 2, 3).
         frozen_stages (int): -1 freezes nothing, 0 the patch embedding, k > 0
             also stages 0..k-1 (with their output norms). Default: -1.
-        norm_eval (bool): keep norm layers in eval mode while training.
-            Default: False.
+        norm_eval (bool): accepted for compatibility with mmdet/mmseg
+            backbone configs, and has no effect: every norm here is a
+            GroupNorm, which has no running statistics to freeze (and
+            computes the same in train and eval mode). Default: False.
         with_cp (bool): activation checkpointing per block to save memory.
             Default: False.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)``
@@ -240,14 +273,7 @@ class SNNMLP(BaseModule):
         if lif_group is not None and (isinstance(lif_group, bool) or not isinstance(lif_group, int)
                                       or lif_group < 1):
             raise ValueError(f'lif_group must be an int >= 1 or None (global LIF), got {lif_group!r}')
-        if isinstance(out_indices, int):
-            out_indices = (out_indices,)
-        out_indices = tuple(out_indices)
-        bad = [i for i in out_indices if not isinstance(i, int) or not -num_stages <= i < num_stages]
-        if not out_indices or bad:
-            raise ValueError(f'out_indices must be stage indices in [0, {num_stages - 1}], '
-                             f'got {out_indices!r}')
-        self.out_indices = tuple(sorted({i % num_stages for i in out_indices}))
+        self.out_indices = _check_out_indices(out_indices, num_stages)
         if not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= num_stages:
             raise ValueError(f'frozen_stages must be in [-1, {num_stages}], got {frozen_stages!r}')
         if not 0.0 <= drop_path_rate < 1.0 or not 0.0 <= drop_rate < 1.0:
@@ -256,6 +282,14 @@ class SNNMLP(BaseModule):
         if init_cfg is not None and init_cfg.get('type') == 'Pretrained' \
                 and not init_cfg.get('checkpoint'):
             raise ValueError('init_cfg of type Pretrained needs a "checkpoint" path or URL')
+        for name, value in (('in_channels', in_channels), ('patch_size', patch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f'{name} must be a positive int, got {value!r}')
+        if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, (int, float)) \
+                or not math.isfinite(mlp_ratio) or int(self.embed_dims * mlp_ratio) < 1:
+            raise ValueError(f'mlp_ratio must be a positive number (at least one hidden '
+                             f'channel), got {mlp_ratio!r}')
+        _check_lif_values(lif_tau, lif_vth)
         self.in_channels = in_channels
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
@@ -309,11 +343,7 @@ class SNNMLP(BaseModule):
 
     def train(self, mode: bool = True) -> 'SNNMLP':
         super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, (nn.GroupNorm, nn.LayerNorm, nn.modules.batchnorm._BatchNorm)):
-                    m.eval()
+        self._freeze_stages()  # frozen stages stay in eval mode (no dropout, drop path)
         return self
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:

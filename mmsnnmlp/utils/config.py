@@ -1,4 +1,5 @@
-"""Config loading shared by tools/train.py, tools/test.py and the demos."""
+"""Config loading and the launch steps shared by tools/train.py and tools/test.py."""
+import ast
 import os
 import os.path as osp
 from typing import Optional, Sequence
@@ -17,14 +18,57 @@ def library_of(cfg: Config) -> str:
     return scope
 
 
+def _syntax_error_in(path: str, seen=None) -> Optional[str]:
+    """'FILE, line N: message' for the first syntax error in ``path`` or the
+    configs it inherits (mmengine's own message names neither)."""
+    seen = set() if seen is None else seen
+    if path in seen or not osp.isfile(path):
+        return None
+    seen.add(path)
+    with open(path, encoding='utf-8') as f:
+        source = f.read()
+    try:
+        tree = ast.parse(source, filename=path)
+    except SyntaxError as err:
+        return f'{path}, line {err.lineno}: {err.msg}' + (
+            f'\n    {err.text.rstrip()}' if err.text else '')
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == '_base_' for t in node.targets):
+            try:
+                bases = ast.literal_eval(node.value)
+            except ValueError:
+                return None
+            for base in [bases] if isinstance(bases, str) else bases:
+                if '::' in base:
+                    try:
+                        base = Config._get_cfg_path(base, path)[0]
+                    except Exception:
+                        continue
+                found = _syntax_error_in(osp.join(osp.dirname(path), base), seen)
+                if found:
+                    return found
+    return None
+
+
 def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optional[str] = None,
                 launcher: str = 'none') -> Config:
     """Read a config, apply ``--cfg-options`` and settle ``work_dir``.
 
-    work_dir priority, as in mmdet/mmseg: CLI > config > ./work_dirs/<config name>."""
+    ``path`` may name a shipped config as ``mmsnnmlp::det/NAME.py``. work_dir
+    priority, as in mmdet/mmseg: CLI > config > ./work_dirs/<config name>."""
+    if '::' in path:  # a config shipped with an installed package
+        try:
+            path = Config._get_cfg_path(path, '')[0]
+        except (ValueError, AssertionError, ModuleNotFoundError, FileNotFoundError) as err:
+            raise FileNotFoundError(f'Config file not found: {path} ({err})') from None
     if not osp.isfile(path):
         raise FileNotFoundError(f'Config file not found: {path}')
-    cfg = Config.fromfile(path)
+    try:
+        cfg = Config.fromfile(path)
+    except SyntaxError as err:
+        where = _syntax_error_in(osp.abspath(path)) or f'{path} ({err})'
+        raise SyntaxError(f'Syntax error in config {where}') from None
     cfg.launcher = launcher
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -33,27 +77,48 @@ def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optiona
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
     library_of(cfg)
-    if launcher != 'none' and not torch.cuda.is_available():
-        setup_cpu_distributed(cfg, launcher)
     return cfg
 
 
-def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
-    """Multi-process training without GPUs: gloo, DDP without device ids, and
-    a SyncBN that synchronises CPU tensors.
+def launcher_rank() -> int:
+    """This process's global rank as the launcher set it, before any process
+    group exists (torchrun, slurm, mpirun); 0 when not launched."""
+    for var in ('RANK', 'SLURM_PROCID', 'OMPI_COMM_WORLD_RANK', 'PMI_RANK'):
+        if os.environ.get(var, '').isdigit():
+            return int(os.environ[var])
+    return 0
 
-    mmengine's launchers always pin a CUDA device, so for ``pytorch`` we join
-    the process group ourselves (the Runner then skips its own init)."""
+
+def _swap_sync_bn(node) -> None:
+    """type='SyncBN' -> 'CPUSyncBN' everywhere in a config subtree."""
+    if isinstance(node, dict):
+        if node.get('type') == 'SyncBN':
+            node['type'] = 'CPUSyncBN'
+        for value in node.values():
+            _swap_sync_bn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _swap_sync_bn(value)
+
+
+def use_gloo_without_gpus(cfg: Config) -> None:
+    """Set a config up for several CPU processes: the gloo backend, DDP
+    without device ids, and SyncBN layers that synchronise CPU tensors
+    (torch's SyncBatchNorm only syncs on GPUs)."""
     cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
     if cfg.get('model_wrapper_cfg') is None:
         cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None,
                                      broadcast_buffers=False,
                                      find_unused_parameters=cfg.get('find_unused_parameters',
                                                                     False))
-    if launcher == 'pytorch' and not torch.distributed.is_initialized():
+    _swap_sync_bn(cfg.model)
+
+
+def init_gloo_process_group() -> None:
+    """Join the torchrun process group over gloo (mmengine's ``pytorch``
+    launcher always pins a CUDA device; the Runner skips its own init then)."""
+    if not torch.distributed.is_initialized():
         torch.distributed.init_process_group(backend='gloo')
-    from .sync_bn import use_cpu_sync_bn
-    use_cpu_sync_bn()
 
 
 def add_launch_args(parser) -> None:
@@ -73,6 +138,15 @@ def parse_launch_args(parser, argv=None):
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
+
+
+def prepare_cpu_launch(cfg: Config, launcher: str) -> None:
+    """Several processes without GPUs: :func:`use_gloo_without_gpus`, and for
+    torchrun :func:`init_gloo_process_group` (nothing when GPUs are there)."""
+    if launcher != 'none' and not torch.cuda.is_available():
+        use_gloo_without_gpus(cfg)
+        if launcher == 'pytorch':
+            init_gloo_process_group()
 
 
 def dataloader_keys(cfg: Config, mode: str) -> Sequence[str]:

@@ -3,7 +3,8 @@
 FLOPs follow mmdet/mmseg's get_flops convention (one multiply-add = one FLOP,
 counted by mmengine's analyzer). Segmentors are counted without the auxiliary
 head (used in training only); detectors through their test-mode tensor
-forward (RPN + RoI heads on the RPN's proposals).
+forward (RPN + RoI heads on the RPN's proposals). Params count the whole
+model as trained (auxiliary head included), as the paper's tables do.
 
 Example:
     python tools/analysis_tools/get_flops.py CONFIG --shape 800 1280
@@ -37,10 +38,7 @@ def build_model(cfg):
     init_default_scope(library)
     cfg.model.backbone.init_cfg = None
     registry = __import__(f'{library}.registry', fromlist=['MODELS']).MODELS
-    model = revert_sync_batchnorm(registry.build(cfg.model))
-    if library == 'mmseg' and getattr(model, 'auxiliary_head', None) is not None:
-        model.auxiliary_head = None  # training-only
-    return model.eval(), library
+    return revert_sync_batchnorm(registry.build(cfg.model)).eval(), library
 
 
 def dummy_batch(library: str, height: int, width: int):
@@ -57,6 +55,9 @@ def dummy_batch(library: str, height: int, width: int):
 
 def complexity(cfg, height: int, width: int) -> dict:
     model, library = build_model(cfg)
+    params = sum(p.numel() for p in model.parameters())
+    if library == 'mmseg' and getattr(model, 'auxiliary_head', None) is not None:
+        model.auxiliary_head = None  # training-only: not in the inference FLOPs
     inputs, samples = dummy_batch(library, height, width)
     # the tracer takes tensors only: bind the data samples
     model.forward = partial(model.forward, data_samples=samples, mode='tensor')
@@ -64,7 +65,7 @@ def complexity(cfg, height: int, width: int) -> dict:
         info = get_model_complexity_info(model, inputs=(inputs,), show_table=False,
                                          show_arch=False)
     backbone = sum(p.numel() for p in model.backbone.parameters())
-    return dict(flops=info['flops'], params=info['params'], backbone_params=backbone,
+    return dict(flops=info['flops'], params=params, backbone_params=backbone,
                 shape=(height, width), library=library)
 
 

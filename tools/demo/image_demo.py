@@ -20,7 +20,7 @@ from mmengine.config import Config
 
 import mmsnnmlp  # noqa: F401  registers SNNMLP in mmdet and mmseg
 from mmsnnmlp.models import safe_load
-from mmsnnmlp.utils import allow_mmengine_checkpoints, library_of
+from mmsnnmlp.utils import library_of
 
 
 def parse_args(argv=None):
@@ -85,7 +85,6 @@ def main(argv=None):
     if image is None:
         sys.exit(f'Cannot decode image: {args.img}')
     library = library_of(Config.fromfile(args.config))
-    allow_mmengine_checkpoints()
     try:
         safe_load(args.checkpoint)
     except (FileNotFoundError, RuntimeError) as err:

@@ -18,17 +18,20 @@ import subprocess
 import sys
 import time
 
+# the repo, or mmsnnmlp/.mim in an installed package: tools/ and configs/ side by side
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DET_CONFIG = 'configs/toy/mask-rcnn_snnmlp-toy_fpn_toy-coco.py'
-SEG_CONFIG = 'configs/toy/snnmlp-toy_upernet_toy-ade.py'
+DET_CONFIG = osp.join(ROOT, 'configs/toy/mask-rcnn_snnmlp-toy_fpn_toy-coco.py')
+SEG_CONFIG = osp.join(ROOT, 'configs/toy/snnmlp-toy_upernet_toy-ade.py')
 
 
 def run(cmd, log_path):
-    """Run a tool from the repo root, streaming its output to the console and a log."""
+    """Run tools/CMD[0] in the current directory, streaming its output to the
+    console and a log."""
+    cmd = [osp.join(ROOT, 'tools', cmd[0])] + cmd[1:]
     print('$ ' + ' '.join(cmd), flush=True)
     start = time.time()
     with open(log_path, 'w') as log:
-        proc = subprocess.Popen([sys.executable] + cmd, cwd=ROOT, stdout=subprocess.PIPE,
+        proc = subprocess.Popen([sys.executable] + cmd, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
         for line in proc.stdout:
             log.write(line)
@@ -87,11 +90,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     work = osp.abspath(args.work_dir)
     os.makedirs(work, exist_ok=True)
-    data = osp.join(ROOT, 'data', 'toy')  # where the toy configs look (relative to the repo)
+    data = osp.abspath(osp.join('data', 'toy'))  # where the toy configs look (relative paths)
     t0 = time.time()
     times = {}
 
-    times['data'] = run(['tools/misc/make_toy_data.py', '--out', data, '--seed', str(args.seed)],
+    times['data'] = run(['misc/make_toy_data.py', '--out', data, '--seed', str(args.seed)],
                         osp.join(work, 'make_data.log'))
     det_dir, seg_dir = osp.join(work, 'det'), osp.join(work, 'seg')
     det_opts = [f'randomness.seed={args.seed}']
@@ -112,11 +115,11 @@ def main(argv=None):
     for name, config, wdir, opts in (('det', DET_CONFIG, det_dir, det_opts),
                                      ('seg', SEG_CONFIG, seg_dir, seg_opts)):
         # --force: re-running the demo replaces its own earlier outputs
-        times[f'{name}_train'] = run(['tools/train.py', config, '--work-dir', wdir, '--force',
+        times[f'{name}_train'] = run(['train.py', config, '--work-dir', wdir, '--force',
                                       '--cfg-options'] + opts, osp.join(work, f'{name}_train.log'))
         ckpt = latest_checkpoint(wdir)
         metrics_file = osp.join(wdir, 'test_metrics.json')
-        times[f'{name}_test'] = run(['tools/test.py', config, ckpt, '--work-dir', wdir, '--force',
+        times[f'{name}_test'] = run(['test.py', config, ckpt, '--work-dir', wdir, '--force',
                                      '--show-dir', 'test_drawings', '--metrics-json', metrics_file,
                                      '--cfg-options'] + opts, osp.join(work, f'{name}_test.log'))
         with open(metrics_file) as f:
@@ -125,7 +128,7 @@ def main(argv=None):
     image = sorted(glob.glob(f'{data}/coco/val2017/*.jpg'))[0]
     for name, config, wdir, api in (('det', DET_CONFIG, det_dir, 'inferencer'),
                                     ('seg', SEG_CONFIG, seg_dir, 'functional')):
-        run(['tools/demo/image_demo.py', image, config, latest_checkpoint(wdir), '--api', api,
+        run(['demo/image_demo.py', image, config, latest_checkpoint(wdir), '--api', api,
              '--out-file', osp.join(work, f'{name}_prediction.png')],
             osp.join(work, f'{name}_demo.log'))
     plot_losses({'Mask R-CNN (toy COCO)': loss_history(det_dir),

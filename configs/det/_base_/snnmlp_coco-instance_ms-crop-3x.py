@@ -49,3 +49,11 @@ optim_wrapper = dict(
     }))
 # Paper setting: 8 GPUs x 2 images; scales the LR if you train with another total batch.
 auto_scale_lr = dict(enable=False, base_batch_size=16)
+# The reference setups (AS-MLP's and Swin's mmdet code) trained with mixed
+# precision: on GPUs, train with --amp (AmpOptimWrapper) as they did.
+
+# Whichever train.py runs this config (ours, mmdet's, `mim train`): checkpoints
+# written atomically and never all deleted, one run per work dir, and exact
+# resume (RNG states travel in the checkpoints).
+default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook'))
+custom_hooks = [dict(type='RNGStateHook')]

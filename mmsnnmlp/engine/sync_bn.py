@@ -1,5 +1,8 @@
 """SyncBN for CPU processes (gloo): torch's SyncBatchNorm only syncs on GPUs.
 
+Registered as ``CPUSyncBN``; :func:`mmsnnmlp.utils.config.use_gloo_without_gpus`
+swaps it in for ``SyncBN`` in a config.
+
 Statistics are summed over all processes with a differentiable all-reduce,
 so N processes with batch b normalise exactly like one process with batch N*b.
 """
@@ -43,13 +46,3 @@ class CPUSyncBatchNorm(_BatchNorm):
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
         return y
-
-
-def use_cpu_sync_bn() -> None:
-    """Build ``type='SyncBN'`` norm layers as :class:`CPUSyncBatchNorm` from now on."""
-    import mmcv.cnn  # noqa: F401  registers torch's SyncBN first; we replace it
-    from mmengine.registry import MODELS
-    MODELS.register_module('SyncBN', module=CPUSyncBatchNorm, force=True)
-
-
-__all__ = ['CPUSyncBatchNorm', 'use_cpu_sync_bn']
