@@ -11,6 +11,7 @@ from mmengine.registry import DefaultScope
 
 import mmsnnmlp  # noqa: F401
 from released_layout import ARCHS, released_state_dict
+from test_packaging import metafile_models
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # paper Tables 2 and 3 (the B detection configs go beyond the paper: our count)
@@ -109,6 +110,8 @@ def test_paper_config(config, released_files):
         model.init_weights()
         params = sum(p.numel() for p in model.parameters()) / 1e6
         assert params == pytest.approx(PAPER_PARAMS_M[_key(config)], rel=0.015)
+        name = osp.splitext(osp.basename(config))[0]
+        assert f'{params:.2f}M' == metafile_models()[name]['Metadata']['Parameters']
         # pretrained weights really arrived
         sd = released_state_dict(*ARCHS[variant], seed=7)
         assert torch.equal(model.backbone.state_dict()['layers.1.blocks.0.lif_module.lif1.tau'],
