@@ -331,3 +331,52 @@ def test_model_converter(tmp_path):
     again = subprocess.run(tool + [str(src), str(dst)], capture_output=True, text=True)
     assert again.returncode != 0 and 'exists; pass --force' in again.stderr
     assert dst.read_bytes() == before
+
+
+def test_config_syntax_error_names_file_and_line(tmp_path):
+    from mmsnnmlp.utils import load_config
+    base = tmp_path / 'base.py'
+    base.write_text("model = dict(\n    backbone=dict(type='SNNMLP',\n    neck=None\nx = [\n")
+    child = tmp_path / 'child.py'
+    child.write_text("_base_ = ['./base.py']\ndefault_scope = 'mmdet'\n")
+    with pytest.raises(SyntaxError, match=rf'Syntax error in config {base}, line \d+: '):
+        load_config(str(child))
+    child.write_text("default_scope = 'mmdet'\nmodel = dict(type='X',, )\n")
+    with pytest.raises(SyntaxError, match=rf'{child}, line 2: .*\n    model = dict'):
+        load_config(str(child))
+
+
+def _mmengine_training_checkpoint(path, model):
+    """What mmengine's Runner saves: weights under backbone., message hub
+    history buffers, numpy values in meta."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    buf = HistoryBuffer()
+    buf.update(0.5)
+    torch.save({'meta': {'epoch': 3, 'iter': 30, 'seed': np.int64(7)},
+                'state_dict': {f'backbone.{k}': v for k, v in model.state_dict().items()},
+                'message_hub': {'log_scalars': {'train/loss': buf}, 'runtime_info': {}},
+                'optimizer': {'state': {}, 'param_groups': []}}, path)
+
+
+def test_mmengine_training_checkpoint_into_backbone_and_converter(tmp_path):
+    """Outside tools/train.py: the converter and init_weights read mmengine
+    training checkpoints (they called them code-running pickles)."""
+    from mmsnnmlp.models import SNNMLP
+    source = SNNMLP(dict(embed_dims=8, depths=(1, 1, 1, 1)))
+    path = tmp_path / 'epoch_3.pth'
+    _mmengine_training_checkpoint(path, source)
+    code = ('import sys, torch\n'
+            'from mmsnnmlp.models import SNNMLP\n'
+            'm = SNNMLP(dict(embed_dims=8, depths=(1, 1, 1, 1)),\n'
+            '           init_cfg=dict(type="Pretrained", checkpoint=sys.argv[1]))\n'
+            'm.init_weights()\n'
+            'print(float(m.layers[0].blocks[0].mlp.fc1.weight.sum()))\n')
+    out = subprocess.run([sys.executable, '-c', code, str(path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.split()[-1]) == pytest.approx(
+        float(source.layers[0].blocks[0].mlp.fc1.weight.sum()))
+    tool = [sys.executable, os.path.join(ROOT, 'tools/model_converters/snnmlp_to_backbone.py')]
+    out = subprocess.run(tool + [str(path), str(tmp_path / 'bb.pth')], capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    assert set(safe_load(str(tmp_path / 'bb.pth'))['state_dict']) == set(source.state_dict())

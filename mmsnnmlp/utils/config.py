@@ -45,7 +45,7 @@ def _syntax_error_in(path: str, seen=None) -> Optional[str]:
                         base = Config._get_cfg_path(base, path)[0]
                     except Exception:
                         continue
-                found = _syntax_error_in(osp.join(osp.dirname(path), base), seen)
+                found = _syntax_error_in(osp.normpath(osp.join(osp.dirname(path), base)), seen)
                 if found:
                     return found
     return None
