@@ -7,6 +7,7 @@ import torch
 from mmsnnmlp.models import SNNMLP, CheckpointError, safe_load
 from released_layout import (ARCHS, released_state_dict, stage_features,
                              training_checkpoint)
+from unpicklers import UNPICKLERS
 
 
 @pytest.fixture(scope='module')
@@ -45,7 +46,7 @@ def test_released_checkpoint_loads_and_reproduces_network(tmp_path, tiny_release
         torch.testing.assert_close(out, torch.nn.functional.group_norm(ref, 1), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize('restricted', [False, True], ids=['torch-allowlist', 'own-unpickler'])
+@UNPICKLERS
 def test_training_layout_loads_without_yacs(tmp_path, tiny_released, restricted):
     path = tmp_path / 'ckpt.pt'
     path.write_bytes(training_checkpoint(tiny_released))
@@ -143,7 +144,7 @@ class _Payload:
         return (os.system, (f'touch {self.marker}',))
 
 
-@pytest.mark.parametrize('restricted', [False, True], ids=['torch-allowlist', 'own-unpickler'])
+@UNPICKLERS
 @pytest.mark.parametrize('legacy', [False, True])
 def test_malicious_pickle_is_refused_and_never_runs(tmp_path, legacy, tiny_released, restricted):
     marker = tmp_path / 'pwned'

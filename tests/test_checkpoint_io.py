@@ -14,6 +14,7 @@ import mmsnnmlp  # noqa: F401  installs the safe loaders
 from http_server import FolderServer
 from mmsnnmlp.models import SNNMLP, CheckpointError, safe_load
 from mmsnnmlp.utils.io import atomic_open, remove_stale_temp_files
+from unpicklers import UNPICKLERS
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOY = {'mmdet': osp.join(ROOT, 'configs/toy/mask-rcnn_snnmlp-toy_fpn_toy-coco.py'),
@@ -57,7 +58,7 @@ def test_payload_url_refused_by_checkpoint_loader(served):
 
 
 def test_payload_url_refused_by_init_detector(served):
-    from mmdet.apis import init_detector
+    init_detector = pytest.importorskip('mmdet.apis').init_detector
     server, marker, _ = served
     with pytest.raises(CheckpointError, match='could run code'):
         init_detector(TOY['mmdet'], f'{server.url}/evil.pth', device='cpu')
@@ -65,7 +66,7 @@ def test_payload_url_refused_by_init_detector(served):
 
 
 def test_payload_url_refused_by_mmseg_init_model(served):
-    from mmseg.apis import init_model
+    init_model = pytest.importorskip('mmseg.apis').init_model
     server, marker, _ = served
     with pytest.raises(CheckpointError, match='could run code'):
         init_model(TOY['mmseg'], f'{server.url}/evil.pth', device='cpu')
@@ -127,7 +128,7 @@ def _flip_byte_in_tensor_data(path):
     return info.filename
 
 
-@pytest.mark.parametrize('restricted', [False, True], ids=['torch-allowlist', 'own-unpickler'])
+@UNPICKLERS
 def test_bit_rot_is_caught(tmp_path, restricted):
     path = tmp_path / 'ckpt.pth'
     torch.save({'state_dict': {'w': torch.arange(100.0)}}, path)

@@ -16,6 +16,7 @@ from mmengine.config import Config
 from mmsnnmlp.models import CheckpointError, safe_load
 from mmsnnmlp.utils import DataError, DataWarning, atomic_open, check_data
 from released_layout import ARCHS, released_state_dict, training_checkpoint
+from unpicklers import UNPICKLERS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -284,7 +285,7 @@ class _Sneaky:
         return (getattr, (HistoryBuffer, 'register_statistics'))
 
 
-@pytest.mark.parametrize('restricted', [False, True], ids=['torch-allowlist', 'own-unpickler'])
+@UNPICKLERS
 def test_mmengine_allowlist_is_narrow(tmp_path, restricted):
     from mmengine.logging.history_buffer import HistoryBuffer
     buf = HistoryBuffer()

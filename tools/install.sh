@@ -4,8 +4,14 @@
 # mmdet, mmseg (+ ftfy, regex), timm, pycocotools, pytest and mmsnnmlp itself
 # (editable). Idempotent: a second run checks the imports and returns.
 #
+#   bash tools/install.sh           the full stack, in <repo>/.venv
+#   bash tools/install.sh --oldest  the oldest supported core stack (torch 2.1.2,
+#                                   numpy<2, mmengine; no mmcv/mmdet/mmseg/timm),
+#                                   in <repo>/.venv-torch2.1, for the core tests
+#
 # Environment:
-#   MMSNNMLP_VENV    where the venv lives            (default: <repo>/.venv)
+#   MMSNNMLP_VENV    where the full venv lives       (default: <repo>/.venv)
+#   MMSNNMLP_OLDEST_VENV  the --oldest venv          (default: <repo>/.venv-torch2.1)
 #   MMCV_WHEELHOUSE  folder holding an mmcv 2.1.0 wheel built for this torch
 #                    (default: <repo>/../shared/wheels if present). Without
 #                    one, mmcv is built from PyPI's source (~15 min on 2 cores)
@@ -14,6 +20,32 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+log() { echo "[install] $*"; }
+
+if [ "${1:-}" = "--oldest" ]; then
+    VENV="${MMSNNMLP_OLDEST_VENV:-$ROOT/.venv-torch2.1}"
+    STAMP="$VENV/.mmsnnmlp-install"
+    WANT="$(cat "$ROOT/tools/install.sh" "$ROOT/setup.py" | sha256sum | cut -c1-16)"
+    core_ok() {
+        "$VENV/bin/python" -c "import torch, mmengine, pytest, hypothesis, mmsnnmlp
+assert torch.__version__.startswith('2.1.2'), torch.__version__" 2>/dev/null
+    }
+    if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && core_ok; then
+        log "environment $VENV is up to date"
+        exit 0
+    fi
+    [ -x "$VENV/bin/python" ] || "${PYTHON:-$(command -v python3.11 || command -v python3)}" -m venv "$VENV"
+    log "installing the oldest supported core stack into $VENV"
+    "$VENV/bin/python" -m pip --disable-pip-version-check install -q "torch==2.1.2" "numpy<2" \
+        "mmengine==0.10.7" "setuptools==80.9.0" wheel pytest hypothesis
+    "$VENV/bin/python" -m pip --disable-pip-version-check install -q --no-deps \
+        --no-build-isolation -e "$ROOT"
+    core_ok || { log "imports fail in $VENV"; "$VENV/bin/python" -c "import torch, mmsnnmlp"; exit 1; }
+    echo "$WANT" > "$STAMP"
+    log "done: $VENV"
+    exit 0
+fi
+
 VENV="${MMSNNMLP_VENV:-$ROOT/.venv}"
 TORCH_PINS="torch==2.14.1 torchvision==0.29.1"
 MMCV_VERSION=2.1.0
@@ -24,8 +56,6 @@ fi
 STAMP="$VENV/.mmsnnmlp-install"
 # The stamp records what was installed; change any input and we reinstall.
 WANT="$(cat "$ROOT/tools/install.sh" "$ROOT/requirements/"*.txt "$ROOT/setup.py" | sha256sum | cut -c1-16)"
-
-log() { echo "[install] $*"; }
 
 if [ ! -x "$VENV/bin/python" ]; then
     PY="${PYTHON:-$(command -v python3.11 || command -v python3)}"

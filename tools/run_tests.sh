@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
 # Install what is missing (tools/install.sh), then run the whole test suite.
 # Extra arguments go to pytest, e.g. `bash tools/run_tests.sh -m "not slow"`.
+# Without arguments (what CI runs) the core tests (LIF, backbone, checkpoint
+# loading, any-size inputs) also run on the oldest supported stack, torch 2.1.2.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CORE_TESTS=(tests/test_lif.py tests/test_backbone.py tests/test_checkpoint.py
+            tests/test_checkpoint_io.py tests/test_fuzz.py)
 bash "$ROOT/tools/install.sh"
 cd "$ROOT"
 # as if the venv were activated: tools that call `python` (dist_train.sh) find it
 export PATH="${MMSNNMLP_VENV:-$ROOT/.venv}/bin:$PATH"
-exec "${MMSNNMLP_VENV:-$ROOT/.venv}/bin/python" -m pytest -ra "$@"
+"${MMSNNMLP_VENV:-$ROOT/.venv}/bin/python" -m pytest -ra "$@"
+if [ $# -eq 0 ]; then
+    bash "$ROOT/tools/install.sh" --oldest
+    echo "== core tests on the oldest supported stack (torch 2.1.2) =="
+    "${MMSNNMLP_OLDEST_VENV:-$ROOT/.venv-torch2.1}/bin/python" -m pytest -ra -p no:cacheprovider \
+        "${CORE_TESTS[@]}"
+fi

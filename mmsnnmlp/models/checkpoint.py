@@ -63,7 +63,10 @@ def safe_globals() -> Dict[str, Any]:
     """Pickled global name -> the object it may resolve to, beyond torch's
     own tensor/container allowlist."""
     from mmengine.logging.history_buffer import HistoryBuffer
-    numpy_core = np._core if hasattr(np, '_core') else np.core
+    try:
+        from numpy._core import multiarray  # numpy >= 2 (1.26 has a shim)
+    except ImportError:
+        from numpy.core import multiarray
     allowed = {
         # a yacs CfgNode is a dict subclass: an OrderedDict keeps its items
         'yacs.config.CfgNode': OrderedDict,
@@ -74,8 +77,8 @@ def safe_globals() -> Dict[str, Any]:
     }
     # numpy 2 pickles as numpy._core, numpy 1 as numpy.core: accept both
     for core in ('numpy.core', 'numpy._core'):
-        allowed[f'{core}.multiarray._reconstruct'] = numpy_core.multiarray._reconstruct
-        allowed[f'{core}.multiarray.scalar'] = numpy_core.multiarray.scalar
+        allowed[f'{core}.multiarray._reconstruct'] = multiarray._reconstruct
+        allowed[f'{core}.multiarray.scalar'] = multiarray.scalar
     for t in (np.float64, np.float32, np.float16, np.int64, np.int32, np.int16, np.int8,
               np.uint8, np.bool_):
         cls = type(np.dtype(t))

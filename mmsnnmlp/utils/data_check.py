@@ -26,7 +26,6 @@ from collections import Counter
 from typing import Dict, Iterable, List, Optional, Tuple
 
 import cv2
-import mmcv
 import numpy as np
 from PIL import Image
 
@@ -445,12 +444,13 @@ def _check_seg(ds: Dict, num_classes: int, full: Optional[bool]) -> None:
     # Raw ids: 0..num_classes with reduce_zero_label (0 = ignored "other"),
     # else 0..num_classes-1; 255 is always "ignore".
     top = num_classes if ds.get('reduce_zero_label', _reduces_zero(ds)) else num_classes - 1
+    from mmcv import imfrombytes  # mmseg's own reader; mmcv is there when mmseg is
     out_of_range = []
     for lb in labels:
         with open(osp.join(seg_dir, lb), 'rb') as f:
             data = f.read()
         try:  # as mmseg's LoadAnnotations reads it
-            seg = mmcv.imfrombytes(data, flag='unchanged', backend=backend)
+            seg = imfrombytes(data, flag='unchanged', backend=backend)
         except Exception:  # noqa: BLE001  each decoder raises its own kind
             seg = None
         if seg is None:
