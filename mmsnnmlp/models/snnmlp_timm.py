@@ -38,13 +38,15 @@ from .checkpoint import CheckpointError, describe_arch, extract_state_dict, safe
 from .snnmlp import ARCH_SETTINGS, PatchEmbed, build_stages, norm, resolve_arch
 
 __all__ = ['SNNMLPClassifier', 'checkpoint_filter_fn', 'load_released_weights',
-           'register_timm_models', 'REPORTED_TOP1', 'TIMM_MODEL_NAMES']
+           'register_timm_models', 'create_from_checkpoint', 'classifier_arch',
+           'REPORTED_TOP1', 'PAPER_TOP1', 'TIMM_MODEL_NAMES']
 
 _logger = logging.getLogger(__name__)
 
 RELEASE_URL = 'https://github.com/huawei-noah/Efficient-AI-Backbones/releases/download/snnmlp/'
-# ImageNet-1k val top-1 (%) of the released checkpoints (file names; paper Table 1: 81.9/83.3/83.5).
+# ImageNet-1k val top-1 (%): the released checkpoints' (in their file names), the paper's Table 1.
 REPORTED_TOP1 = {'snnmlp_tiny': 81.88, 'snnmlp_small': 83.30, 'snnmlp_base': 83.59}
+PAPER_TOP1 = {'snnmlp_tiny': 81.9, 'snnmlp_small': 83.3, 'snnmlp_base': 83.5}
 TIMM_MODEL_NAMES = tuple(REPORTED_TOP1)
 GLOBAL_POOLS = ('avg', '')
 
@@ -289,7 +291,9 @@ def load_released_weights(model: SNNMLPClassifier, checkpoint: Mapping[str, Any]
     state = checkpoint_filter_fn(checkpoint, model)
     own = model.state_dict()
     head_keys = [k for k in ('head.weight', 'head.bias') if k in state]
-    if head_keys and any(k not in own or own[k].shape != state[k].shape for k in head_keys):
+    new_head = bool(head_keys) and any(k not in own or own[k].shape != state[k].shape
+                                       for k in head_keys)
+    if new_head:
         rows = state[head_keys[0]].shape[0]
         _logger.info(f'{source}: classifier of {rows} classes not loaded (model has '
                      f'{model.num_classes})')
@@ -299,7 +303,7 @@ def load_released_weights(model: SNNMLPClassifier, checkpoint: Mapping[str, Any]
     if proj is not None and proj.dim() == 4 and proj.shape[1] != model.in_chans:
         state['patch_embed.proj.weight'] = adapt_input_conv(model.in_chans, proj,
                                                             base_chans=proj.shape[1])
-    missing = [k for k in own if k not in state and not k.startswith('head.')]
+    missing = [k for k in own if k not in state and not (new_head and k.startswith('head.'))]
     unexpected = [k for k in state if k not in own]
     mismatched = [f'{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}'
                   for k in state if k in own and state[k].shape != own[k].shape]

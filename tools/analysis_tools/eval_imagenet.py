@@ -27,7 +27,7 @@ import torch
 from timm.data import create_transform, resolve_data_config
 
 from mmsnnmlp.models.checkpoint import CheckpointError
-from mmsnnmlp.models.snnmlp_timm import REPORTED_TOP1, create_from_checkpoint
+from mmsnnmlp.models.snnmlp_timm import PAPER_TOP1, REPORTED_TOP1, create_from_checkpoint
 from mmsnnmlp.utils.classification import DataError, build_eval_loader, evaluate
 
 VARIANTS = {'tiny': 'snnmlp_tiny', 'small': 'snnmlp_small', 'base': 'snnmlp_base'}
@@ -61,6 +61,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     device = torch.device(args.device)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        sys.exit('error: --device cuda, but CUDA is not available here (use --device cpu)')
     try:
         model, variant = create_from_checkpoint(
             args.checkpoint, VARIANTS.get(args.arch), num_classes=args.num_classes)
@@ -92,8 +94,10 @@ def main(argv=None):
     fmt = lambda v: 'n/a' if v is None else f'{v:6.2f} %'
     print(f'top-1: {fmt(result["top1"])}', end='')
     if reported is not None:
-        print(f'   (released checkpoint: {reported:.2f} % on the 50,000 val images'
-              + ('' if full_val else '; this run scored a different image set') + ')', end='')
+        print(f'   (reported for {variant} on the 50,000 val images: {reported:.2f} % by the '
+              f'released checkpoint, {PAPER_TOP1[variant]} % in the paper'
+              + ('' if full_val else f'; this run scored {result["images"]} images') + ')',
+              end='')
     print(f'\ntop-5: {fmt(result["top5"])}')
     speed = result['images_per_s'] or float('nan')
     print(f'speed: {speed:.1f} images/s forward ({result["end_to_end_images_per_s"]:.1f} '
