@@ -17,7 +17,7 @@ from mmsnnmlp.models import CheckpointError, safe_load
 from mmsnnmlp.models import snnmlp_timm
 from mmsnnmlp.models.snnmlp_timm import (RELEASE_URL, SNNMLPClassifier, create_from_checkpoint,
                                          load_released_weights, register_timm_models)
-from mmsnnmlp.utils.classification import (DataError, class_indices, evaluate,
+from mmsnnmlp.utils.classification import (DataError, LabelledImages, class_indices, evaluate,
                                            imagenet_synsets, scan_image_folder)
 from released_layout import (ARCHS, classifier_logits, released_state_dict, stage_features,
                              training_checkpoint)
@@ -339,6 +339,11 @@ def test_image_folder_errors(tmp_path):
     (tmp_path / 'n01440764').mkdir()
     with pytest.raises(DataError, match='hold no images'):
         scan_image_folder(str(tmp_path))
+    bad = tmp_path / 'n01440764' / 'broken.JPEG'
+    bad.write_bytes(b'not an image')
+    assert scan_image_folder(str(tmp_path)) == {'n01440764': [str(bad)]}
+    with pytest.raises(DataError, match=f'Cannot read image {bad}'):
+        LabelledImages([(str(bad), 0)])[0]
 
 
 def test_evaluate_counts_top_k():

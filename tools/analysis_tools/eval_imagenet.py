@@ -20,6 +20,7 @@ Examples::
 """
 import argparse
 import json
+import os
 import platform
 import sys
 
@@ -43,7 +44,8 @@ def parse_args(argv=None):
     parser.add_argument('--num-classes', type=int,
                         help='classes of the checkpoint\'s head (checked; default: read from it)')
     parser.add_argument('--batch-size', type=int, default=64)
-    parser.add_argument('--workers', type=int, default=4, help='data loading processes')
+    parser.add_argument('--workers', type=int, default=min(4, os.cpu_count() or 1),
+                        help='data loading processes (default: up to 4)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--amp', action='store_true',
                         help='mixed precision (float16 on CUDA, bfloat16 on CPU)')
@@ -86,8 +88,11 @@ def main(argv=None):
         tuple(round(m, 3) for m in data_config['mean']),
         tuple(round(s, 3) for s in data_config['std'])))
 
-    result = evaluate(model.to(device), loader, device, amp=args.amp,
-                      progress=not args.no_progress)
+    try:
+        result = evaluate(model.to(device), loader, device, amp=args.amp,
+                          progress=not args.no_progress)
+    except DataError as err:  # an unreadable image; from a worker, the message ends with it
+        sys.exit('error: ' + str(err).strip().splitlines()[-1].split('DataError: ', 1)[-1])
     precision = ('fp16' if device.type == 'cuda' else 'bf16') + ' autocast' if args.amp else 'fp32'
     reported = REPORTED_TOP1.get(variant) if model.num_classes == 1000 else None
     full_val = result['images'] == 50000
