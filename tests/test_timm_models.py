@@ -199,7 +199,8 @@ def test_checkpoint_of_another_shape_fails_without_loading_anything(tmp_path, na
 def test_create_from_checkpoint_reads_the_architecture(tmp_path, narrow_sd):
     path = _write(tmp_path / 'c.pt', 'training', narrow_sd)
     model, variant = create_from_checkpoint(path)
-    assert variant is None and (model.embed_dim, model.depths, model.num_classes) == (8, (1, 1, 2, 1), 7)
+    assert variant is None
+    assert (model.embed_dim, model.depths, model.num_classes) == (8, (1, 1, 2, 1), 7)
     assert not model.training
     with pytest.raises(CheckpointError, match='head of 7 classes, not 1000'):
         create_from_checkpoint(path, num_classes=1000)
@@ -245,7 +246,8 @@ def test_features_only_at_non_square_sizes(tmp_path, narrow_sd, feature_cls, siz
 def test_pruned_features_equal_the_full_models():
     torch.manual_seed(0)
     full = timm.create_model('snnmlp_tiny', **NARROW).eval()
-    pruned = timm.create_model('snnmlp_tiny', features_only=True, out_indices=(0, 2), **NARROW).eval()
+    pruned = timm.create_model('snnmlp_tiny', features_only=True, out_indices=(0, 2),
+                               **NARROW).eval()
     keys = pruned.model.state_dict().keys()
     assert not any(k.startswith(('layers.3', 'layers.2.downsample', 'norm', 'head')) for k in keys)
     pruned.model.load_state_dict({k: v for k, v in full.state_dict().items() if k in keys})

@@ -158,8 +158,8 @@ class SNNMLPClassifier(nn.Module):
 
     def _check_input(self, x: Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != self.in_chans:
-            raise ValueError(f'SNN-MLP classifier expects input of shape (N, {self.in_chans}, H, W), '
-                             f'got {tuple(x.shape)}')
+            raise ValueError(f'SNN-MLP classifier expects input of shape '
+                             f'(N, {self.in_chans}, H, W), got {tuple(x.shape)}')
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Last stage's features after the final norm, N x C x H/32 x W/32."""
