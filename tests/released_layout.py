@@ -1,8 +1,9 @@
 """Independent classification-layout SNN-MLP for checkpoint tests.
 
 Builds a state dict with the released key names straight from the spec
-(section 3), and runs that network functionally with torch.nn.functional and
-its own small LIF loop: no code shared with mmsnnmlp.models.
+(section 3), and runs that network (stages, and the classification head)
+functionally with torch.nn.functional and its own small LIF loop: no code
+shared with mmsnnmlp.models.
 """
 import sys
 import types
@@ -99,6 +100,13 @@ def stage_features(sd, depths, x, group=4):
                            x[..., 1::2, 1::2]], 1)
             x = cv(gn(x, f'layers.{i}.downsample.norm'), f'layers.{i}.downsample.reduction')
     return feats
+
+
+def classifier_logits(sd, depths, x, group=4):
+    """The released classifier: last stage -> GroupNorm ``norm`` -> global mean -> ``head``."""
+    last = stage_features(sd, depths, x, group)[-1]
+    pooled = F.group_norm(last, 1, sd['norm.weight'], sd['norm.bias'], 1e-5).mean((2, 3))
+    return F.linear(pooled, sd['head.weight'], sd['head.bias'])
 
 
 class FakeYacs:

@@ -169,6 +169,23 @@ class SNNMLPStage(nn.Module):
         return x, (self.downsample(x) if self.downsample is not None else x)
 
 
+def build_stages(embed_dims: int, depths: Sequence[int], drop_path_rate: float,
+                 **block_kwargs) -> nn.ModuleList:
+    """The stages of SNN-MLP (released key names ``<i>.blocks.<j>``, ``<i>.downsample``).
+
+    Stage i has ``embed_dims * 2**i`` channels and, except the last, ends with
+    patch merging; stochastic depth rises linearly over all blocks to
+    ``drop_path_rate``. Shared by the detection backbone and the timm classifier."""
+    total = sum(depths)
+    probs = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
+    stages = nn.ModuleList()
+    for i, depth in enumerate(depths):
+        start = sum(depths[:i])
+        stages.append(SNNMLPStage(embed_dims * 2**i, depth, probs[start:start + depth],
+                                  downsample=i < len(depths) - 1, **block_kwargs))
+    return stages
+
+
 def resolve_arch(arch: Union[str, Dict]) -> Tuple[int, Tuple[int, ...]]:
     """``arch`` name (or alias) or dict -> (embed_dims, depths)."""
     if isinstance(arch, str):
@@ -296,17 +313,11 @@ class SNNMLP(BaseModule):
 
         self.patch_embed = PatchEmbed(in_channels, self.embed_dims, patch_size)
         self.pos_drop = nn.Dropout(drop_rate)
-        total = sum(self.depths)
-        probs = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
         self.num_features = [self.embed_dims * 2**i for i in range(num_stages)]
-        self.layers = nn.ModuleList()
-        for i, depth in enumerate(self.depths):
-            start = sum(self.depths[:i])
-            self.layers.append(SNNMLPStage(
-                self.num_features[i], depth, probs[start:start + depth],
-                downsample=i < num_stages - 1, mlp_ratio=mlp_ratio, drop=drop_rate,
-                lif_group=lif_group, with_cp=with_cp, init_tau=lif_tau,
-                init_vth=lif_vth, learn_tau=learn_tau, learn_vth=learn_vth))
+        self.layers = build_stages(
+            self.embed_dims, self.depths, drop_path_rate, mlp_ratio=mlp_ratio, drop=drop_rate,
+            lif_group=lif_group, with_cp=with_cp, init_tau=lif_tau, init_vth=lif_vth,
+            learn_tau=learn_tau, learn_vth=learn_vth)
         self.out_norms = nn.ModuleDict(
             {str(i): norm(self.num_features[i]) for i in self.out_indices})
         self._freeze_stages()
