@@ -78,8 +78,6 @@ def _register_timm() -> None:
 
 
 def _add_timm_models() -> None:
-    if importlib.util.find_spec('mmsnnmlp.models.snnmlp_timm') is None:  # TODO(merge timm)
-        return
     try:
         from .models.snnmlp_timm import register_timm_models
         register_timm_models()

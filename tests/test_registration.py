@@ -158,3 +158,18 @@ def test_custom_imports_in_config(tmp_path, scope):
     """)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-2:] == ['mmsnnmlp.models.snnmlp', 'SNNMLP']
+
+
+@pytest.mark.parametrize('first', ['mmsnnmlp', 'timm'])
+def test_timm_models_registered_whichever_imports_first(first):
+    second = 'timm' if first == 'mmsnnmlp' else 'mmsnnmlp'
+    out = _run(f"""
+        import sys
+        import {first}
+        lazy = 'timm' not in sys.modules  # mmsnnmlp alone does not import timm
+        import {second}
+        import timm
+        print(lazy, [timm.is_model(f'snnmlp_{{v}}') for v in ('tiny', 'small', 'base')])
+    """)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split('\n')[-2] == f"{first == 'mmsnnmlp'} [True, True, True]"
