@@ -22,18 +22,20 @@ def _grad(t):
     return 0.0 if t.grad is None else t.grad.item()
 
 
-@pytest.mark.parametrize('impl', [lif, lif_reference], ids=['fast', 'reference'])
-@pytest.mark.parametrize('dim', [2, 3])
-@pytest.mark.parametrize('group', GROUPS)
-@pytest.mark.parametrize('shape', SHAPES)
-def test_lif_matches_scalar_loop(impl, shape, group, dim):
-    x, g, tau, vth = _inputs(shape, seed=hash((shape, group, dim)) % 2**31)
+CASES = [(shape, group, dim) for shape in SHAPES for group in GROUPS for dim in (2, 3)]
+
+
+@pytest.mark.parametrize('impl', ['torch', 'reference'])
+@pytest.mark.parametrize('seed, case', list(enumerate(CASES)))
+def test_lif_matches_scalar_loop(impl, seed, case):
+    shape, group, dim = case
+    x, g, tau, vth = _inputs(shape, seed=seed)
     ref_out, ref_dx, ref_dtau, ref_dvth = scalar_lif(
         x.numpy(), tau.item(), vth.item(), group, dim, grad_out=g.numpy())
     x.requires_grad_(True)
     tau.requires_grad_(True)
     vth.requires_grad_(True)
-    out = impl(x, tau, vth, group=group, dim=dim)
+    out = lif(x, tau, vth, group=group, dim=dim, impl=impl)
     (out * g).sum().backward()
     np.testing.assert_allclose(out.detach().numpy(), ref_out, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(x.grad.numpy(), ref_dx, rtol=1e-12, atol=1e-12)
@@ -52,6 +54,21 @@ def test_scalar_reference_is_sensitive():
     x2 = np.array([0.06, 0.1], dtype=np.float64).reshape(1, 1, 1, 2)
     # 0.06 does not fire (-> Vth) and carries: u = 0.5*0.06 + 0.1 = 0.13 fires.
     np.testing.assert_allclose(scalar_lif(x2, 0.5, 0.1, 2, 3).ravel(), [0.1, 0.13])
+
+
+@pytest.mark.parametrize('dim', [2, 3])
+def test_torch_path_matches_reference_on_nan_and_inf(dim):
+    """NaN and +-Inf in the input (and hence in u) follow the reference's
+    ``where`` semantics: no finite-only shortcut in the PyTorch path."""
+    gen = torch.Generator().manual_seed(21)
+    x = torch.randn(2, 3, 12, 12, generator=gen)
+    specials = torch.tensor([float('nan'), float('inf'), -float('inf')])
+    pick = torch.randint(0, 12, (2, 3, 12, 12), generator=gen)
+    x = torch.where(pick < 3, specials[pick.clamp(max=2)], x)
+    for group in (2, 4, None):
+        out = lif(x, 0.5, 0.1, group=group, dim=dim, impl='torch')
+        ref = lif_reference(x, 0.5, 0.1, group=group, dim=dim)
+        torch.testing.assert_close(out, ref, rtol=0, atol=0, equal_nan=True)
 
 
 def test_group_larger_than_axis_passes_everything_through():
@@ -103,3 +120,5 @@ def test_bad_arguments(kwargs, message):
         lif(torch.randn(1, 1, 4, 4), 0.25, 0.25, **args)
     with pytest.raises(ValueError, match='NCHW'):
         lif(torch.randn(4, 4), 0.25, 0.25)
+    with pytest.raises(ValueError, match='impl must be one of'):
+        lif(torch.randn(1, 1, 4, 4), 0.25, 0.25, impl='cuda')

@@ -2,7 +2,9 @@
 
 Everything runs on NCHW tensors: every norm is ``GroupNorm(1, C)`` and every
 "linear" layer a 1x1 convolution, exactly as in the released ImageNet models,
-so their state dicts load key for key. This file imports neither mmdet nor
+so their state dicts load key for key. The norms (and the GELUs right after
+the LIF module's first two) run as one fused op, :func:`mmsnnmlp.ops.norm_act`;
+``impl`` picks the implementation of every fused op. This file imports neither mmdet nor
 mmseg; :mod:`mmsnnmlp.registration` hooks it into their registries.
 """
 import math
@@ -16,7 +18,7 @@ from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from ..ops import LIF
+from ..ops import LIF, NormAct, set_impl
 from .checkpoint import load_backbone_weights
 
 ARCH_SETTINGS: Dict[str, Dict] = {
@@ -27,9 +29,15 @@ ARCH_SETTINGS: Dict[str, Dict] = {
 ARCH_ALIASES = {'t': 'tiny', 's': 'small', 'b': 'base'}
 
 
-def norm(channels: int) -> nn.GroupNorm:
-    """The one normalisation SNN-MLP uses: LayerNorm over (C, H, W)."""
-    return nn.GroupNorm(1, channels, eps=1e-5)
+def norm(channels: int, act: Optional[str] = None, keep_float32: bool = False) -> NormAct:
+    """The one normalisation SNN-MLP uses: LayerNorm over (C, H, W), as
+    ``GroupNorm(1, C)``, optionally fused with the GELU after it.
+
+    Under autocast, a norm whose output feeds a convolution (or LIF) returns
+    the autocast dtype, which the convolution would cast to anyway; the
+    norms that start the residual stream or produce the backbone's outputs
+    keep float32 (``keep_float32``), as ``F.group_norm`` does."""
+    return NormAct(channels, eps=1e-5, act=act, autocast_output=not keep_float32)
 
 
 def drop_path(x: Tensor, prob: float, training: bool) -> Tensor:
@@ -61,7 +69,7 @@ class PatchEmbed(nn.Module):
         super().__init__()
         self.patch_size = patch_size
         self.proj = nn.Conv2d(in_channels, embed_dims, patch_size, stride=patch_size)
-        self.norm = norm(embed_dims)
+        self.norm = norm(embed_dims, keep_float32=True)
 
     def forward(self, x: Tensor) -> Tensor:
         p = self.patch_size
@@ -103,14 +111,16 @@ class Mlp(nn.Module):
 
 
 class LIFModule(nn.Module):
-    """Token mixer: 1x1 conv, depthwise 3x3, then LIF along H and along W."""
+    """Token mixer: 1x1 conv, depthwise 3x3, then LIF along H and along W.
+
+    ``norm1`` and ``norm2`` include the GELU that follows each of them."""
 
     def __init__(self, dim: int, lif_group: Optional[int] = 4, **lif_kwargs):
         super().__init__()
         self.conv1 = nn.Conv2d(dim, dim, 1)
-        self.norm1 = norm(dim)
+        self.norm1 = norm(dim, act='gelu')
         self.dw1 = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
-        self.norm2 = norm(dim)
+        self.norm2 = norm(dim, act='gelu')
         self.lif1 = LIF(dim=2, group=lif_group, **lif_kwargs)
         self.lif2 = LIF(dim=3, group=lif_group, **lif_kwargs)
         self.conv2_1 = nn.Conv2d(dim, dim, 1)
@@ -120,8 +130,8 @@ class LIFModule(nn.Module):
         self.act = nn.GELU()
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.act(self.norm1(self.conv1(x)))
-        x = self.act(self.norm2(self.dw1(x)))
+        x = self.norm1(self.conv1(x))  # norm + GELU
+        x = self.norm2(self.dw1(x))  # norm + GELU
         along_h = self.act(self.conv2_1(self.lif1(x)))
         along_w = self.act(self.conv2_2(self.lif2(x)))
         return self.conv3(self.norm3(along_h + along_w))
@@ -261,6 +271,11 @@ class SNNMLP(BaseModule):
             computes the same in train and eval mode). Default: False.
         with_cp (bool): activation checkpointing per block to save memory.
             Default: False.
+        impl (str): implementation of the fused LIF and norm ops: 'auto'
+            (Triton on CUDA, PyTorch elsewhere), 'torch', 'triton' or
+            'reference' (the unfused PyTorch computation of the official
+            model); see :func:`mmsnnmlp.ops.set_impl`, which also switches a
+            built model. Default: 'auto'.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)``
             loads a released ImageNet checkpoint, a converted backbone file
             or a full detector/segmentor checkpoint. Default: None.
@@ -282,6 +297,7 @@ class SNNMLP(BaseModule):
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  with_cp: bool = False,
+                 impl: str = 'auto',
                  init_cfg: Optional[Dict] = None):
         super().__init__(init_cfg=init_cfg)
         self.arch = arch
@@ -319,7 +335,8 @@ class SNNMLP(BaseModule):
             lif_group=lif_group, with_cp=with_cp, init_tau=lif_tau, init_vth=lif_vth,
             learn_tau=learn_tau, learn_vth=learn_vth)
         self.out_norms = nn.ModuleDict(
-            {str(i): norm(self.num_features[i]) for i in self.out_indices})
+            {str(i): norm(self.num_features[i], keep_float32=True) for i in self.out_indices})
+        set_impl(self, impl)
         self._freeze_stages()
 
     def init_weights(self) -> None:

@@ -1,4 +1,6 @@
 """Framework-neutral operators of SNN-MLP."""
+from .dispatch import IMPLS, set_impl
 from .lif import LIF, lif, lif_reference
+from .norm_act import NormAct, norm_act
 
-__all__ = ['LIF', 'lif', 'lif_reference']
+__all__ = ['IMPLS', 'LIF', 'NormAct', 'lif', 'lif_reference', 'norm_act', 'set_impl']

@@ -13,18 +13,19 @@ tail passes through. Within a group, per position along the other axes::
 Gradients treat the spike ``f`` as a constant. ``group=None`` makes one group of
 the whole axis (the paper's "global LIF").
 
-Two implementations live here:
-
-* :func:`lif` -- the fast path used by the model: a custom autograd function
-  that stores only its input and recomputes the cheap recurrence in backward
-  (reduced precision is computed in float32);
-* :func:`lif_reference` -- the same math written as plain differentiable
-  PyTorch ops, kept as the oracle for every fast path.
+:func:`lif` is the op the model uses (``impl``: see :mod:`.dispatch`): a
+library op ``mmsnnmlp::lif`` that saves only its input and recomputes the
+cheap recurrence in backward, in float32 for reduced precision. The PyTorch
+path below runs on any device; :mod:`.lif_triton` holds the CUDA kernels.
+:func:`lif_reference` is the same math as plain differentiable PyTorch ops,
+the oracle for every fast path (``impl='reference'``).
 """
 from typing import Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
+
+from . import dispatch
 
 Scalar = Union[float, Tensor]
 
@@ -32,6 +33,8 @@ Scalar = Union[float, Tensor]
 def _check_args(x: Tensor, group: Optional[int], dim: int) -> int:
     if x.dim() != 4:
         raise ValueError(f'lif expects an NCHW tensor, got shape {tuple(x.shape)}')
+    if not x.is_floating_point():
+        raise ValueError(f'lif expects a floating point tensor, got {x.dtype}')
     if dim not in (2, 3, -2, -1):
         raise ValueError(f'lif runs along H (dim=2) or W (dim=3), got dim={dim}')
     if group is not None and (isinstance(group, bool) or not isinstance(group, int) or group < 1):
@@ -41,10 +44,15 @@ def _check_args(x: Tensor, group: Optional[int], dim: int) -> int:
 
 def _as_param(value: Scalar, like: Tensor) -> Tensor:
     if not isinstance(value, Tensor):
-        value = torch.tensor([float(value)], dtype=_compute_dtype(like))
+        value = torch.tensor([float(value)], dtype=compute_dtype(like))
     if value.numel() != 1:
         raise ValueError(f'tau and Vth must hold one value, got shape {tuple(value.shape)}')
     return value.to(device=like.device)
+
+
+def compute_dtype(x: Tensor) -> torch.dtype:
+    """float64 stays float64; everything else computes in float32."""
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
 def _split_groups(t: Tensor, dim: int, group: Optional[int]) -> Tuple[Optional[Tensor], int]:
@@ -59,114 +67,144 @@ def _split_groups(t: Tensor, dim: int, group: Optional[int]) -> Tuple[Optional[T
     return t.narrow(dim, 0, n_groups * size).unflatten(dim, (n_groups, size)), size
 
 
-def _compute_dtype(x: Tensor) -> torch.dtype:
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
+# --------------------------------------------------------------------------
+# PyTorch path (any device)
+# --------------------------------------------------------------------------
 
 
-def _forward_scan(xv, outv, tau, vth, size, step):
-    """The recurrence with cheap ops into preallocated buffers (several times
-    faster on CPU than ``where``): for finite values ``max(u, Vth)`` equals
-    ``where(u > Vth, u, Vth)`` and ``u * (u <= Vth)`` the reset potential."""
+def _torch_forward(x: Tensor, tau: Tensor, vth: Tensor, group: Optional[int],
+                   dim: int) -> Tensor:
+    """The recurrence with out= ops into preallocated buffers (no temporaries
+    per step). ``fmax(u, Vth)`` is ``where(u > Vth, u, Vth)`` for every input,
+    NaN included (fmax ignores a NaN), so no special case is needed."""
+    ctype = compute_dtype(x)
+    xc = x.to(ctype).contiguous()
+    out = xc.clone()  # the tail passes through unchanged
+    xv, size = _split_groups(xc, dim, group)
+    if xv is None:
+        return out.to(x.dtype)
+    outv, _ = _split_groups(out, dim, group)
+    tau_c, vth_c = tau.to(ctype).reshape(()), vth.to(ctype).reshape(())
+    zero = torch.zeros((), dtype=ctype, device=x.device)
+    step = dim + 1
     u = torch.empty_like(xv.select(step, 0))
-    potential, keep = torch.empty_like(u), torch.empty_like(u)
+    potential = torch.empty_like(u)
+    fired = torch.empty(u.shape, dtype=torch.bool, device=x.device)
     for j in range(size):
         if j == 0:
             u.copy_(xv.select(step, 0))
         else:
-            torch.mul(potential, tau, out=u).add_(xv.select(step, j))  # tau * o + x
-        torch.maximum(u, vth, out=outv.select(step, j))
+            torch.mul(potential, tau_c, out=u).add_(xv.select(step, j))  # tau * o + x
+        torch.fmax(u, vth_c, out=outv.select(step, j))
         if j < size - 1:
-            torch.le(u, vth, out=keep)
-            potential, u = u.mul_(keep), potential
+            torch.gt(u, vth_c, out=fired)
+            torch.where(fired, zero, u, out=potential)  # reset after a spike
+    return out.to(x.dtype)
 
 
-def _forward_scan_where(xv, outv, tau, vth, size, step):
-    """The same recurrence with ``where``: exact for NaN and Inf too."""
-    potential = None
-    for j in range(size):
-        u = xv.select(step, j)
-        if potential is not None:
-            u = tau * potential + u
-        fired = u > vth
-        outv.select(step, j).copy_(torch.where(fired, u, vth))
-        potential = u.masked_fill(fired, 0.0)
+def _torch_backward(grad: Tensor, x: Tensor, tau: Tensor, vth: Tensor, group: Optional[int],
+                    dim: int) -> Tuple[Tensor, Tensor, Tensor]:
+    ctype = compute_dtype(x)
+    xc, g = x.to(ctype).contiguous(), grad.to(ctype).contiguous()
+    tau_c, vth_c = tau.to(ctype).reshape(()), vth.to(ctype).reshape(())
+    grad_x = g.clone()  # the tail copies its gradient
+    grad_tau = torch.zeros((), dtype=ctype, device=x.device)
+    grad_vth = torch.zeros((), dtype=ctype, device=x.device)
+    xv, size = _split_groups(xc, dim, group)
+    if xv is not None:
+        gv, _ = _split_groups(g, dim, group)
+        gxv, _ = _split_groups(grad_x, dim, group)
+        step = dim + 1
+        # Recompute the forward recurrence: spikes and carried potentials.
+        fired, carried = [], [None]
+        for j in range(size):
+            u = xv.select(step, j)
+            if carried[-1] is not None:
+                u = u + tau_c * carried[-1]
+            f = u > vth_c
+            fired.append(f)
+            carried.append(u.masked_fill(f, 0.0))
+        adj = None  # dL/du_{j+1}
+        for j in reversed(range(size)):
+            gj, f = gv.select(step, j), fired[j]
+            adj = gj.masked_fill(~f, 0.0) if adj is None else torch.where(f, gj, tau_c * adj)
+            gxv.select(step, j).copy_(adj)
+            if carried[j] is not None:
+                grad_tau = grad_tau + (adj * carried[j]).sum()
+            grad_vth = grad_vth + gj.masked_fill(f, 0.0).sum()
+    return (grad_x.to(x.dtype), grad_tau.reshape(tau.shape).to(tau.dtype),
+            grad_vth.reshape(vth.shape).to(vth.dtype))
 
 
-class _LIFFunction(torch.autograd.Function):
-    """Stores only x; backward recomputes the spikes (a few cheap passes)."""
-
-    @staticmethod
-    def forward(ctx, x, tau, vth, group, dim):
-        ctype = _compute_dtype(x)
-        xc = x.to(ctype)
-        tau_c, vth_c = tau.to(ctype).reshape(()), vth.to(ctype).reshape(())
-        out = xc.clone()  # the tail passes through unchanged
-        xv, size = _split_groups(xc, dim, group)
-        if xv is not None:
-            outv, _ = _split_groups(out, dim, group)
-            _forward_scan(xv, outv, tau_c, vth_c, size, dim + 1)
-            if not torch.isfinite(out.sum()):
-                _forward_scan_where(xv, outv, tau_c, vth_c, size, dim + 1)
-        ctx.save_for_backward(x, tau, vth)
-        ctx.group, ctx.dim = group, dim
-        return out.to(x.dtype)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        x, tau, vth = ctx.saved_tensors
-        group, dim = ctx.group, ctx.dim
-        ctype = _compute_dtype(x)
-        xc, g = x.to(ctype), grad_out.to(ctype)
-        tau_c, vth_c = tau.to(ctype), vth.to(ctype)
-        grad_x = g.clone()  # the tail copies its gradient
-        grad_tau = torch.zeros((), dtype=ctype, device=x.device)
-        grad_vth = torch.zeros((), dtype=ctype, device=x.device)
-        xv, size = _split_groups(xc, dim, group)
-        if xv is not None:
-            gv, _ = _split_groups(g, dim, group)
-            gxv, _ = _split_groups(grad_x, dim, group)
-            step = dim + 1
-            # Recompute the forward recurrence: spikes and carried potentials.
-            fired, carried = [], [None]
-            for j in range(size):
-                u = xv.select(step, j)
-                if carried[-1] is not None:
-                    u = u + tau_c * carried[-1]
-                f = u > vth_c
-                fired.append(f)
-                carried.append(u.masked_fill(f, 0.0))
-            need_tau, need_vth = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
-            adj = None  # dL/du_{j+1}
-            for j in reversed(range(size)):
-                gj, f = gv.select(step, j), fired[j]
-                adj = gj.masked_fill(~f, 0.0) if adj is None else torch.where(f, gj, tau_c * adj)
-                gxv.select(step, j).copy_(adj)
-                if need_tau and carried[j] is not None:
-                    grad_tau = grad_tau + (adj * carried[j]).sum()
-                if need_vth:
-                    grad_vth = grad_vth + gj.masked_fill(f, 0.0).sum()
-        grad_tau = grad_tau.reshape(tau.shape).to(tau.dtype) if ctx.needs_input_grad[1] else None
-        grad_vth = grad_vth.reshape(vth.shape).to(vth.dtype) if ctx.needs_input_grad[2] else None
-        return grad_x.to(x.dtype), grad_tau, grad_vth, None, None
+# --------------------------------------------------------------------------
+# The library op: mmsnnmlp::lif and its backward
+# --------------------------------------------------------------------------
 
 
-def lif(x: Tensor, tau: Scalar, vth: Scalar, group: Optional[int] = 4, dim: int = 2) -> Tensor:
+def _lif_forward(x: Tensor, tau: Tensor, vth: Tensor, group: Optional[int], dim: int,
+                 impl: str) -> Tensor:
+    from . import lif_triton
+    return dispatch.run('lif', impl, x,
+                        lambda: lif_triton.forward(x, tau, vth, group, dim),
+                        lambda: _torch_forward(x, tau, vth, group, dim))
+
+
+def _lif_forward_fake(x, tau, vth, group, dim, impl):
+    return x.new_empty(x.shape)
+
+
+def _lif_backward(grad: Tensor, x: Tensor, tau: Tensor, vth: Tensor, group: Optional[int],
+                  dim: int, impl: str) -> Tuple[Tensor, Tensor, Tensor]:
+    from . import lif_triton
+    return dispatch.run('lif', impl, x,
+                        lambda: lif_triton.backward(grad, x, tau, vth, group, dim),
+                        lambda: _torch_backward(grad, x, tau, vth, group, dim))
+
+
+def _lif_backward_fake(grad, x, tau, vth, group, dim, impl):
+    return x.new_empty(x.shape), tau.new_empty(tau.shape), vth.new_empty(vth.shape)
+
+
+_lif_backward_op = dispatch.define_op('lif_backward', _lif_backward, _lif_backward_fake)
+
+
+def _setup_context(ctx, inputs, output):
+    x, tau, vth, group, dim, impl = inputs
+    ctx.save_for_backward(x, tau, vth)
+    ctx.group, ctx.dim, ctx.impl = group, dim, impl
+
+
+def _backward(ctx, grad):
+    x, tau, vth = ctx.saved_tensors
+    grad_x, grad_tau, grad_vth = _lif_backward_op(grad, x, tau, vth, ctx.group, ctx.dim,
+                                                  ctx.impl)
+    return (grad_x, grad_tau if ctx.needs_input_grad[1] else None,
+            grad_vth if ctx.needs_input_grad[2] else None, None, None, None)
+
+
+_lif_op = dispatch.define_op('lif', _lif_forward, _lif_forward_fake, _backward, _setup_context)
+
+
+def lif(x: Tensor, tau: Scalar, vth: Scalar, group: Optional[int] = 4, dim: int = 2,
+        impl: str = 'auto') -> Tensor:
     """LIF along H (``dim=2``) or W (``dim=3``) of an NCHW tensor.
 
     Args:
-        x (Tensor): input of shape (N, C, H, W), any float dtype.
+        x (Tensor): input of shape (N, C, H, W), any float dtype; the output
+            has the same dtype (computed in float32, float64 for float64).
         tau (float | Tensor): leak factor, one value (learnable if a tensor).
         vth (float | Tensor): firing threshold, one value.
         group (int | None): positions per group; None for one group over the
             whole axis. Default: 4.
         dim (int): 2 for H, 3 for W. Default: 2.
+        impl (str): 'auto', 'torch', 'triton' or 'reference' (see
+            :mod:`mmsnnmlp.ops.dispatch`). Default: 'auto'.
     """
     dim = _check_args(x, group, dim)
-    tau, vth = _as_param(tau, x), _as_param(vth, x)
-    from . import lif_triton  # local import: Triton is optional
-    if lif_triton.usable(x):
-        return lif_triton.lif(x, tau, vth, group, dim)
-    return _LIFFunction.apply(x, tau, vth, group, dim)
+    dispatch.check_impl(impl)
+    if impl == 'reference':
+        return lif_reference(x, tau, vth, group, dim)
+    return _lif_op(x, _as_param(tau, x), _as_param(vth, x), group, dim, impl)
 
 
 def lif_reference(x: Tensor, tau: Scalar, vth: Scalar, group: Optional[int] = 4,
@@ -203,46 +241,26 @@ class LIF(nn.Module):
         init_vth (float): initial threshold. Default: 0.25 (the paper's best).
         learn_tau (bool): whether tau is trained. Default: True.
         learn_vth (bool): whether Vth is trained. Default: True.
+        impl (str): implementation of :func:`lif`; see
+            :func:`mmsnnmlp.ops.set_impl`. Default: 'auto'.
     """
 
     def __init__(self, dim: int, group: Optional[int] = 4, init_tau: float = 0.25,
-                 init_vth: float = 0.25, learn_tau: bool = True, learn_vth: bool = True):
+                 init_vth: float = 0.25, learn_tau: bool = True, learn_vth: bool = True,
+                 impl: str = 'auto'):
         super().__init__()
         if dim not in (2, 3):
             raise ValueError(f'LIF dim must be 2 (H) or 3 (W), got {dim}')
         if group is not None and (not isinstance(group, int) or group < 1):
             raise ValueError(f'LIF group must be an int >= 1 or None (global), got {group!r}')
-        self.dim, self.group = dim, group
+        self.dim, self.group, self.impl = dim, group, dispatch.check_impl(impl)
         # Fixed values stay parameters (frozen) so checkpoints keep the same keys.
         self.tau = nn.Parameter(torch.tensor([float(init_tau)]), requires_grad=learn_tau)
         self.Vth = nn.Parameter(torch.tensor([float(init_vth)]), requires_grad=learn_vth)
 
     def forward(self, x: Tensor) -> Tensor:
-        return lif(x, self.tau, self.Vth, self.group, self.dim)
+        return lif(x, self.tau, self.Vth, self.group, self.dim, self.impl)
 
     def extra_repr(self) -> str:
         axis = 'H' if self.dim == 2 else 'W'
-        return f'along={axis}, group={self.group if self.group else "global"}'
-
-
-class use_reference_lif:
-    """Context manager: inside it, :class:`LIF` modules run the unfused
-    oracle :func:`lif_reference` instead of the fast :func:`lif` (for
-    benchmarks and debugging)::
-
-        with use_reference_lif():
-            feats = model(images)
-
-    It swaps this module's ``lif`` global, which ``LIF.forward`` looks up on
-    every call; so it is process-wide (not thread-local) while active.
-    Nesting is fine: each exit restores what its entry replaced.
-    """
-
-    def __enter__(self) -> 'use_reference_lif':
-        global lif
-        self._saved, lif = lif, lif_reference
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        global lif
-        lif = self._saved
+        return f'along={axis}, group={self.group if self.group else "global"}, impl={self.impl}'

@@ -28,74 +28,43 @@ itself (0/1 are exact in every float dtype) and overwritten by the scan, so
 backward needs no scratch memory. dtau/dVth are reduced per program into a
 partials buffer and summed with torch: deterministic, no atomics.
 
-Tests run these kernels on CPU tensors under ``TRITON_INTERPRET=1``: kernels
-are wrapped by ``triton.jit`` lazily and cached per interpret flag, so the
-flag may be set at run time, after triton has been imported.
+Tests run these kernels on CPU tensors under ``TRITON_INTERPRET=1``
+(``impl='triton'``); :func:`mmsnnmlp.ops.dispatch.jit` wraps them lazily, per
+interpreter flag. Autograd lives in :mod:`.lif` (the ``mmsnnmlp::lif`` op).
 """
-import functools
-import os
-from types import SimpleNamespace
 from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
 
-try:
-    import triton
+from .dispatch import add_combine, jit, triton
+
+if triton is not None:
     import triton.language as tl
-except ImportError:  # Triton is optional: the PyTorch path covers everything
-    triton = None
-    tl = SimpleNamespace(constexpr=None)  # lets the kernel signature below parse
-
-_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-
-
-def _disabled_by_env() -> bool:
-    return os.environ.get('MMSNNMLP_DISABLE_TRITON', '') not in ('', '0')
-
-
-def _interpret() -> bool:
-    """Whether triton.jit would build interpreter (CPU) kernels right now."""
-    knobs = getattr(triton, 'knobs', None)
-    if knobs is not None:
-        return bool(knobs.runtime.interpret)
-    return os.environ.get('TRITON_INTERPRET', '0') == '1'
-
-
-def usable(x) -> bool:
-    """True when :func:`lif` should run on ``x``: Triton imports, ``x`` is a
-    CUDA float tensor, and ``MMSNNMLP_DISABLE_TRITON`` is unset (or '0')."""
-    return (triton is not None and isinstance(x, Tensor) and x.is_cuda
-            and x.dtype in _DTYPES and not _disabled_by_env())
-
+else:  # lets the kernel signature below parse; nothing here runs without triton
+    from types import SimpleNamespace
+    tl = SimpleNamespace(constexpr=None)
 
 # --------------------------------------------------------------------------
 # Kernel
 # --------------------------------------------------------------------------
-# The kernel uses only Triton *builtins*. tl.sum and tl.zeros are themselves
-# triton.jit functions, made when triton is imported, and the interpreter
-# refuses them unless TRITON_INTERPRET was set before that import; hence
-# tl.reduce with our own combine function (the interpreter calls ``_add.fn``)
-# and tl.full.
+# Portability (triton 2.1 to 3.8, compiled and interpreted): the kernels use
+# only Triton builtins plus dispatch.add_combine (tl.sum/tl.zeros are jit
+# functions made at import, which older interpreters refuse), and every loop
+# bound is a constexpr (the triton 3.6 interpreter cannot turn a runtime
+# int into a range() bound under numpy >= 2.4).
 
 
-def _add(a, b):
-    """Combine function for tl.reduce: a sum."""
-    return a + b
-
-
-if triton is not None:
-    _add = triton.jit(_add)
-
-
-def _lif_kernel(x_ptr, g_ptr, y_ptr, part_tau_ptr, part_vth_ptr, tau_ptr, vth_ptr,
+def lif_kernel(x_ptr, g_ptr, y_ptr, part_tau_ptr, part_vth_ptr, tau_ptr, vth_ptr,
                 n_lines, length, inner, group, groups_per_line,
-                ALONG_W: tl.constexpr, BACKWARD: tl.constexpr, BLOCK: tl.constexpr):
+                ALONG_W: tl.constexpr, BACKWARD: tl.constexpr, BLOCK: tl.constexpr,
+                MAX_GROUP: tl.constexpr):
     """Forward (BACKWARD=False): y = LIF(x).
 
     Backward: y = dL/dx given g = dL/dout, and this program's partial sums of
     dL/dtau and dL/dVth. One kernel for both so that the line layout and the
-    recurrence are written once."""
+    recurrence are written once. MAX_GROUP >= group is the (power of two)
+    loop bound; steps past the group are masked."""
     # -- the line each lane owns: start offset, step stride, valid steps ----
     if ALONG_W:
         # inner == 1; lanes = consecutive (row, group) pairs, group fastest
@@ -125,8 +94,8 @@ def _lif_kernel(x_ptr, g_ptr, y_ptr, part_tau_ptr, part_vth_ptr, tau_ptr, vth_pt
     acc_tau = tl.full([BLOCK], 0.0, tau.dtype)
     acc_vth = tl.full([BLOCK], 0.0, tau.dtype)
     # Forward recurrence (also the recomputation in backward). Masked lanes
-    # load zeros, so they add nothing to the sums.
-    for j in range(0, group):
+    # and steps load zeros, so they add nothing to the sums.
+    for j in range(0, MAX_GROUP):
         ok = lane_ok & (j < n_valid)
         offs = start + j * stride
         xj = tl.load(x_ptr + offs, mask=ok, other=0.0).to(tau.dtype)
@@ -153,23 +122,16 @@ def _lif_kernel(x_ptr, g_ptr, y_ptr, part_tau_ptr, part_vth_ptr, tau_ptr, vth_pt
         tl.debug_barrier()
         # Reverse scan: dL/du_j = f_j g_j + tau (1 - f_j) dL/du_{j+1}.
         adj = tl.full([BLOCK], 0.0, tau.dtype)
-        for jj in range(0, group):
+        for jj in range(0, MAX_GROUP):
             j = group - 1 - jj
-            ok = lane_ok & (j < n_valid)
+            ok = lane_ok & (j >= 0) & (j < n_valid)
             offs = start + j * stride
             gj = tl.load(g_ptr + offs, mask=ok, other=0.0).to(tau.dtype)
             fired = tl.load(y_ptr + offs, mask=ok, other=0.0) != 0
             adj = tl.where(full, tl.where(fired, gj, tau * adj), gj)  # tail: copy g
             tl.store(y_ptr + offs, adj.to(y_ptr.dtype.element_ty), mask=ok)
-        tl.store(part_tau_ptr + pid, tl.reduce(acc_tau, 0, _add))
-        tl.store(part_vth_ptr + pid, tl.reduce(acc_vth, 0, _add))
-
-
-@functools.lru_cache(maxsize=None)
-def _jit_kernel(interpret: bool):
-    """triton.jit(_lif_kernel), built on first use. ``interpret`` only keys
-    the cache: triton.jit itself reads TRITON_INTERPRET when it wraps."""
-    return triton.jit(_lif_kernel)
+        tl.store(part_tau_ptr + pid, tl.reduce(acc_tau, 0, add_combine))
+        tl.store(part_vth_ptr + pid, tl.reduce(acc_vth, 0, add_combine))
 
 
 # --------------------------------------------------------------------------
@@ -178,9 +140,9 @@ def _jit_kernel(interpret: bool):
 
 
 def _launch(x: Tensor, g: Optional[Tensor], y: Tensor, tau: Tensor, vth: Tensor,
-            group: Optional[int], dim: int) -> Optional[Tuple[Tensor, Tensor]]:
+            group: Optional[int], dim: int) -> Optional[Tensor]:
     """Run the kernel over contiguous NCHW ``x`` (and ``g`` in backward),
-    writing ``y``. Returns the (dtau, dvth) partials in backward."""
+    writing ``y``. Returns the (2, programs) dtau/dvth partials in backward."""
     n, c, h, w = x.shape
     along_w = dim == 3
     # [outer, length, inner] view of the tensor, the LIF axis in the middle
@@ -201,10 +163,11 @@ def _launch(x: Tensor, g: Optional[Tensor], y: Tensor, tau: Tensor, vth: Tensor,
         n_prog = grid[0] * (grid[1] if len(grid) > 1 else 1)
         partials = torch.empty((2, n_prog), dtype=tau.dtype, device=x.device)
     part = partials if backward else (y, y)  # unused pointers in forward
-    _jit_kernel(_interpret())[grid](
+    jit(lif_kernel)[grid](
         x, g if backward else x, y, part[0], part[1], tau, vth,
         n_lines, length, inner, size, groups_per_line,
         ALONG_W=along_w, BACKWARD=backward, BLOCK=block,
+        MAX_GROUP=triton.next_power_of_2(size),
         num_warps=max(1, min(4, block // 128)),
         # no FMA contraction: round tau * o + x like the reference's two ops
         enable_fp_fusion=False)
@@ -219,48 +182,27 @@ def _compute_params(x: Tensor, tau: Tensor, vth: Tensor) -> Tuple[Tensor, Tensor
             vth.detach().reshape(1).to(device=x.device, dtype=ctype))
 
 
-class _TritonLIF(torch.autograd.Function):
-    """Saves only x; backward is one more fused kernel."""
-
-    @staticmethod
-    def forward(ctx, x, tau, vth, group, dim):
-        x = x.contiguous()
-        out = torch.empty_like(x, memory_format=torch.contiguous_format)
+def forward(x: Tensor, tau: Tensor, vth: Tensor, group: Optional[int], dim: int) -> Tensor:
+    """LIF of NCHW ``x`` along ``dim`` (2 or 3); same dtype as ``x``, always
+    contiguous. ``tau``/``vth`` are one-element tensors."""
+    x = x.contiguous()
+    out = x.new_empty(x.shape)
+    if x.numel():
         tau_c, vth_c = _compute_params(x, tau, vth)
-        if x.numel():
-            _launch(x, None, out, tau_c, vth_c, group, dim)
-        ctx.save_for_backward(x, tau, vth)
-        ctx.group, ctx.dim = group, dim
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        x, tau, vth = ctx.saved_tensors
-        g = grad_out.contiguous()
-        grad_x = torch.empty_like(x, memory_format=torch.contiguous_format)
-        tau_c, vth_c = _compute_params(x, tau, vth)
-        if x.numel():
-            partials = _launch(x, g, grad_x, tau_c, vth_c, ctx.group, ctx.dim)
-            sums = partials.sum(dim=1)
-        else:
-            sums = torch.zeros(2, dtype=tau_c.dtype, device=x.device)
-        grad_tau = sums[0].reshape(tau.shape).to(tau.dtype) if ctx.needs_input_grad[1] else None
-        grad_vth = sums[1].reshape(vth.shape).to(vth.dtype) if ctx.needs_input_grad[2] else None
-        return grad_x, grad_tau, grad_vth, None, None
+        _launch(x, None, out, tau_c, vth_c, group, dim)
+    return out
 
 
-def lif(x: Tensor, tau: Tensor, vth: Tensor, group: Optional[int], dim: int) -> Tensor:
-    """Fused LIF along H (``dim=2``) or W (``dim=3``) of an NCHW tensor.
-
-    Same contract as :func:`mmsnnmlp.ops.lif.lif` after its argument checks:
-    ``tau``/``vth`` are one-element tensors, ``group`` an int >= 1 or None
-    (whole axis). Runs on CUDA tensors, or on CPU tensors when
-    ``TRITON_INTERPRET=1`` (tests). The output has x's dtype."""
-    if triton is None:
-        raise RuntimeError('mmsnnmlp.ops.lif_triton needs the triton package')
-    if x.dim() != 4 or dim not in (2, 3) or x.dtype not in _DTYPES:
-        raise ValueError(f'lif_triton.lif expects a float NCHW tensor and dim 2 or 3, '
-                         f'got shape {tuple(x.shape)}, {x.dtype}, dim={dim}')
-    if group is not None and group < 1:
-        raise ValueError(f'lif group must be an int >= 1 or None, got {group!r}')
-    return _TritonLIF.apply(x, tau, vth, group, dim)
+def backward(grad: Tensor, x: Tensor, tau: Tensor, vth: Tensor, group: Optional[int],
+             dim: int) -> Tuple[Tensor, Tensor, Tensor]:
+    """(dL/dx, dL/dtau, dL/dVth) given dL/dout = ``grad``."""
+    x, g = x.contiguous(), grad.to(x.dtype).contiguous()
+    grad_x = x.new_empty(x.shape)
+    tau_c, vth_c = _compute_params(x, tau, vth)
+    if x.numel():
+        partials = _launch(x, g, grad_x, tau_c, vth_c, group, dim)
+    else:
+        partials = torch.zeros((2, 1), dtype=tau_c.dtype, device=x.device)
+    # two separate sums: library ops may not return views of one tensor
+    return (grad_x, partials[0].sum().reshape(tau.shape).to(tau.dtype),
+            partials[1].sum().reshape(vth.shape).to(vth.dtype))

@@ -1,0 +1,245 @@
+"""GroupNorm with one group (LayerNorm over C, H, W), optionally followed by GELU.
+
+:func:`norm_act` computes exactly ``act(F.group_norm(x, 1, weight, bias, eps))``
+as one library op, ``mmsnnmlp::norm_act``, that saves only its input and the
+per-sample statistics (GELU's input is recomputed in backward). ``impl``
+(see :mod:`.dispatch`) picks the path:
+
+* Triton (:mod:`.norm_act_triton`, 'auto' on CUDA): the per-sample reduction
+  split across many programs, so that batch 1-2 fills the GPU.
+* PyTorch: on CPU, PyTorch's fused group-norm kernels (measured fastest
+  there), plus an in-place GELU; on other devices, ``var_mean`` and
+  elementwise ops, never PyTorch's GroupNorm kernel, which reduces each
+  sample in one thread block.
+* 'reference': ``F.group_norm`` and ``F.gelu``, autograd through PyTorch.
+
+The statistics and the arithmetic are float32 (float64 for float64 input).
+Like ``F.group_norm``, the output is float32 under autocast; ``out_dtype``
+picks another (the model asks for the autocast dtype where a convolution
+follows, which would cast to it anyway).
+
+:class:`NormAct` is the module: an ``nn.GroupNorm(1, C)`` subclass, so its
+parameters, state-dict keys and every ``isinstance(m, nn.GroupNorm)`` check
+(init, ``norm_eval``, optimizer weight-decay rules) stay as they were.
+"""
+import math
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import dispatch
+from .lif import compute_dtype
+
+ACTS = (None, 'gelu')
+
+
+def autocast_dtype(device_type: str) -> Optional[torch.dtype]:
+    """The autocast dtype for ``device_type`` if autocast is on there, else None."""
+    if hasattr(torch, 'get_autocast_dtype'):  # torch >= 2.4
+        on = torch.is_autocast_enabled(device_type)
+        return torch.get_autocast_dtype(device_type) if on else None
+    if device_type == 'cpu':
+        return torch.get_autocast_cpu_dtype() if torch.is_autocast_cpu_enabled() else None
+    return torch.get_autocast_gpu_dtype() if torch.is_autocast_enabled() else None
+
+
+def _stat_shape(x: Tensor) -> Tuple[int, ...]:
+    return (x.shape[0],) + (1,) * (x.dim() - 1)
+
+
+def _channel_shape(x: Tensor) -> Tuple[int, ...]:
+    return (1, x.shape[1]) + (1,) * (x.dim() - 2)
+
+
+# --------------------------------------------------------------------------
+# PyTorch path
+# --------------------------------------------------------------------------
+
+
+def _torch_forward(x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor], eps: float,
+                   gelu: bool, out_dtype: torch.dtype) -> Tuple[Tensor, Tensor, Tensor]:
+    ctype = compute_dtype(x)
+    n, c = x.shape[:2]
+    xc = x.to(ctype).contiguous()
+    w = None if weight is None else weight.to(ctype)
+    b = None if bias is None else bias.to(ctype)
+    if x.device.type == 'cpu':
+        y, mean, rstd = torch.native_group_norm(xc, w, b, n, c, math.prod(x.shape[2:]), 1, eps)
+        mean, rstd = mean.reshape(n), rstd.reshape(n)
+    else:
+        var, mean = torch.var_mean(xc.reshape(n, -1), dim=1, correction=0)
+        rstd = torch.rsqrt(var + eps)
+        y = (xc - mean.view(_stat_shape(x))) * rstd.view(_stat_shape(x))
+        if w is not None:
+            y = torch.addcmul(b.view(_channel_shape(x)), y, w.view(_channel_shape(x)))
+    if gelu:
+        torch.ops.aten.gelu_(y)
+    return y.to(out_dtype), mean, rstd
+
+
+def _torch_backward(grad: Tensor, x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor],
+                    mean: Tensor, rstd: Tensor, gelu: bool
+                    ) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
+    ctype = compute_dtype(x)
+    n, c = x.shape[:2]
+    xc, g = x.to(ctype).contiguous(), grad.to(ctype).contiguous()
+    w = None if weight is None else weight.to(ctype)
+    xhat = None
+    if gelu:  # recompute GELU's input z
+        xhat = (xc - mean.view(_stat_shape(x))) * rstd.view(_stat_shape(x))
+        z = xhat if w is None else torch.addcmul(bias.to(ctype).view(_channel_shape(x)), xhat,
+                                                 w.view(_channel_shape(x)))
+        g = torch.ops.aten.gelu_backward(g, z)
+    if x.device.type == 'cpu':
+        return torch.ops.aten.native_group_norm_backward(
+            g, xc, mean.view(n, 1), rstd.view(n, 1), w, n, c, math.prod(x.shape[2:]), 1,
+            [True, w is not None, w is not None])
+    if xhat is None:
+        xhat = (xc - mean.view(_stat_shape(x))) * rstd.view(_stat_shape(x))
+    sample_dims = tuple(range(1, x.dim()))
+    gxhat = g if w is None else g * w.view(_channel_shape(x))
+    mean_g = gxhat.mean(sample_dims, keepdim=True)
+    mean_gx = (gxhat * xhat).mean(sample_dims, keepdim=True)
+    dx = (gxhat - mean_g - xhat * mean_gx) * rstd.view(_stat_shape(x))
+    if w is None:
+        return dx, None, None
+    channel_dims = (0,) + tuple(range(2, x.dim()))
+    return dx, (g * xhat).sum(channel_dims), g.sum(channel_dims)
+
+
+# --------------------------------------------------------------------------
+# The library op: mmsnnmlp::norm_act and its backward
+# --------------------------------------------------------------------------
+
+
+def _forward(x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor], eps: float,
+             gelu: bool, impl: str, out_dtype: torch.dtype) -> Tuple[Tensor, Tensor, Tensor]:
+    from . import norm_act_triton
+    act = 'gelu' if gelu else None
+    return dispatch.run(
+        'norm_act', impl, x,
+        lambda: norm_act_triton.forward(x, weight, bias, eps, act, out_dtype),
+        lambda: _torch_forward(x, weight, bias, eps, gelu, out_dtype))
+
+
+def _forward_fake(x, weight, bias, eps, gelu, impl, out_dtype):
+    ctype = compute_dtype(x)
+    return (x.new_empty(x.shape, dtype=out_dtype), x.new_empty(x.shape[0], dtype=ctype),
+            x.new_empty(x.shape[0], dtype=ctype))
+
+
+def _backward(grad: Tensor, x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor],
+              mean: Tensor, rstd: Tensor, gelu: bool, impl: str
+              ) -> Tuple[Tensor, Tensor, Tensor]:
+    """(dx, dweight, dbias); without weight, the last two are empty."""
+    from . import norm_act_triton
+    dx, dweight, dbias = dispatch.run(
+        'norm_act', impl, x,
+        lambda: norm_act_triton.backward(grad, x, weight, bias, mean, rstd,
+                                         'gelu' if gelu else None),
+        lambda: _torch_backward(grad, x, weight, bias, mean, rstd, gelu))
+    if weight is None:
+        return dx.to(x.dtype), x.new_empty(0), x.new_empty(0)
+    return dx.to(x.dtype), dweight.to(weight.dtype), dbias.to(bias.dtype)
+
+
+def _backward_fake(grad, x, weight, bias, mean, rstd, gelu, impl):
+    if weight is None:
+        return x.new_empty(x.shape), x.new_empty(0), x.new_empty(0)
+    return x.new_empty(x.shape), weight.new_empty(weight.shape), bias.new_empty(bias.shape)
+
+
+_backward_op = dispatch.define_op('norm_act_backward', _backward, _backward_fake)
+
+
+def _setup_context(ctx, inputs, output):
+    x, weight, bias, eps, gelu, impl, out_dtype = inputs
+    _, mean, rstd = output
+    ctx.mark_non_differentiable(mean, rstd)
+    ctx.save_for_backward(x, weight, bias, mean, rstd)
+    ctx.gelu, ctx.impl = gelu, impl
+
+
+def _autograd_backward(ctx, grad, grad_mean, grad_rstd):
+    x, weight, bias, mean, rstd = ctx.saved_tensors
+    dx, dweight, dbias = _backward_op(grad, x, weight, bias, mean, rstd, ctx.gelu, ctx.impl)
+    has_weight = weight is not None
+    return (dx if ctx.needs_input_grad[0] else None,
+            dweight if has_weight and ctx.needs_input_grad[1] else None,
+            dbias if has_weight and ctx.needs_input_grad[2] else None,
+            None, None, None, None)
+
+
+_op = dispatch.define_op('norm_act', _forward, _forward_fake, _autograd_backward, _setup_context)
+
+
+def norm_act(x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor], eps: float = 1e-5,
+             act: Optional[str] = None, impl: str = 'auto',
+             out_dtype: Optional[torch.dtype] = None) -> Tensor:
+    """``act(F.group_norm(x, 1, weight, bias, eps))`` as one op.
+
+    Args:
+        x (Tensor): (N, C, *) input, any float dtype.
+        weight, bias (Tensor | None): per-channel affine parameters of shape
+            (C,), both or neither.
+        eps (float): added to the variance. Default: 1e-5.
+        act (str | None): None, or 'gelu' (erf GELU, as ``nn.GELU()``).
+        impl (str): 'auto', 'torch', 'triton' or 'reference'; see
+            :mod:`mmsnnmlp.ops.dispatch`. Default: 'auto'.
+        out_dtype (torch.dtype, optional): the output dtype. Default: as
+            ``F.group_norm``: float32 under autocast, else x's dtype.
+    """
+    if x.dim() < 2 or not x.is_floating_point():
+        raise ValueError(f'norm_act expects a float (N, C, *) tensor, got shape '
+                         f'{tuple(x.shape)} and {x.dtype}')
+    if x[:1].numel() == 1:  # as F.group_norm: a one-value sample has no variance
+        raise ValueError(f'norm_act needs more than one value per sample, got shape '
+                         f'{tuple(x.shape)}')
+    if (weight is None) != (bias is None):
+        raise ValueError('norm_act takes weight and bias together (both or neither)')
+    if weight is not None and (weight.shape != (x.shape[1],) or bias.shape != (x.shape[1],)):
+        raise ValueError(f'norm_act weight and bias must have shape ({x.shape[1]},), got '
+                         f'{tuple(weight.shape)} and {tuple(bias.shape)}')
+    if act not in ACTS:
+        raise ValueError(f'norm_act act must be None or "gelu", got {act!r}')
+    dispatch.check_impl(impl)
+    if out_dtype is None:
+        on = autocast_dtype(x.device.type) is not None and x.dtype in (torch.float16,
+                                                                      torch.bfloat16)
+        out_dtype = torch.float32 if on else x.dtype
+    if impl == 'reference':
+        y = F.group_norm(x, 1, weight, bias, eps)
+        return (F.gelu(y) if act == 'gelu' else y).to(out_dtype)
+    return _op(x, weight, bias, float(eps), act == 'gelu', impl, out_dtype)[0]
+
+
+class NormAct(nn.GroupNorm):
+    """``GroupNorm(1, num_channels)`` (+ GELU) computed by :func:`norm_act`.
+
+    Args:
+        num_channels (int): C.
+        eps (float): Default: 1e-5.
+        act (str | None): None or 'gelu'. Default: None.
+        autocast_output (bool): under autocast, output the autocast dtype
+            instead of float32; for norms whose consumer is a convolution or
+            another op that would cast anyway. Default: False.
+        impl (str): implementation; see :func:`mmsnnmlp.ops.set_impl`.
+            Default: 'auto'.
+    """
+
+    def __init__(self, num_channels: int, eps: float = 1e-5, act: Optional[str] = None,
+                 autocast_output: bool = False, impl: str = 'auto'):
+        super().__init__(1, num_channels, eps=eps)
+        if act not in ACTS:
+            raise ValueError(f'NormAct act must be None or "gelu", got {act!r}')
+        self.act, self.autocast_output = act, autocast_output
+        self.impl = dispatch.check_impl(impl)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out_dtype = autocast_dtype(x.device.type) if self.autocast_output else None
+        return norm_act(x, self.weight, self.bias, self.eps, self.act, self.impl, out_dtype)
+
+    def extra_repr(self) -> str:
+        return f'{super().extra_repr()}, act={self.act}, impl={self.impl}'
