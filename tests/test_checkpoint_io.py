@@ -57,19 +57,13 @@ def test_payload_url_refused_by_checkpoint_loader(served):
     assert not marker.exists()
 
 
-def test_payload_url_refused_by_init_detector(served):
-    init_detector = pytest.importorskip('mmdet.apis').init_detector
+@pytest.mark.parametrize('api', ['mmdet.apis.init_detector', 'mmseg.apis.init_model'])
+def test_payload_url_refused_by_library_apis(served, api):
+    module, name = api.rsplit('.', 1)
+    init = getattr(pytest.importorskip(module), name)
     server, marker, _ = served
     with pytest.raises(CheckpointError, match='could run code'):
-        init_detector(TOY['mmdet'], f'{server.url}/evil.pth', device='cpu')
-    assert not marker.exists()
-
-
-def test_payload_url_refused_by_mmseg_init_model(served):
-    init_model = pytest.importorskip('mmseg.apis').init_model
-    server, marker, _ = served
-    with pytest.raises(CheckpointError, match='could run code'):
-        init_model(TOY['mmseg'], f'{server.url}/evil.pth', device='cpu')
+        init(TOY[module.split('.')[0]], f'{server.url}/evil.pth', device='cpu')
     assert not marker.exists()
 
 

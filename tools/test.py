@@ -16,9 +16,9 @@ from mmengine.runner import Runner
 import mmsnnmlp  # noqa: F401  registers SNNMLP, makes checkpoint I/O safe
 from mmsnnmlp.models import CheckpointError, safe_load
 from mmsnnmlp.models.checkpoint import check_state_dict_fits
-from mmsnnmlp.utils import DataError, atomic_write_json, check_data, load_config
-from mmsnnmlp.utils.config import (add_launch_args, launcher_rank, parse_launch_args,
-                                   prepare_cpu_launch)
+from mmsnnmlp.utils import DataError, atomic_write_json, check_data
+from mmsnnmlp.utils.config import (add_launch_args, launcher_rank, load_tool_config,
+                                   parse_launch_args, prepare_cpu_launch)
 
 
 def parse_args(argv=None):
@@ -51,10 +51,7 @@ def enable_drawing(cfg, show_dir: str) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
-    except (FileNotFoundError, SyntaxError, ValueError) as err:
-        sys.exit(str(err))
+    cfg = load_tool_config(args)
     prepare_cpu_launch(cfg, args.launcher)
     # A missing, truncated, corrupt or unsafe file stops us before anything is built.
     try:

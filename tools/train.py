@@ -17,9 +17,9 @@ from mmengine.runner import Runner
 import mmsnnmlp  # noqa: F401  registers SNNMLP and the hooks, makes checkpoint I/O safe
 from mmsnnmlp.engine import WorkDirBusy, lock_work_dir
 from mmsnnmlp.models import SNNMLP, CheckpointError
-from mmsnnmlp.utils import DataError, check_data, load_config
+from mmsnnmlp.utils import DataError, check_data
 from mmsnnmlp.utils.config import (add_launch_args, dataloader_keys, launcher_rank,
-                                   parse_launch_args, prepare_cpu_launch)
+                                   load_tool_config, parse_launch_args, prepare_cpu_launch)
 
 
 def parse_args(argv=None):
@@ -75,10 +75,7 @@ def apply_args(cfg, args) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
-    except (FileNotFoundError, SyntaxError, ValueError) as err:
-        sys.exit(str(err))
+    cfg = load_tool_config(args)
     prepare_cpu_launch(cfg, args.launcher)
     apply_args(cfg, args)
     if launcher_rank() == 0:  # once per run, not once per process

@@ -2,6 +2,7 @@
 import ast
 import os
 import os.path as osp
+import sys
 from typing import Optional, Sequence
 
 import torch
@@ -78,6 +79,15 @@ def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optiona
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
     library_of(cfg)
     return cfg
+
+
+def load_tool_config(args) -> Config:
+    """:func:`load_config` from the arguments tools/train.py and tools/test.py
+    share, exiting with the reason when the config is missing or broken."""
+    try:
+        return load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+    except (FileNotFoundError, SyntaxError, ValueError) as err:
+        sys.exit(str(err))
 
 
 def launcher_rank() -> int:
