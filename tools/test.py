@@ -17,7 +17,7 @@ import mmsnnmlp  # noqa: F401  registers SNNMLP, makes checkpoint I/O safe
 from mmsnnmlp.models import CheckpointError, safe_load
 from mmsnnmlp.models.checkpoint import check_state_dict_fits
 from mmsnnmlp.utils import DataError, atomic_write_json, check_data
-from mmsnnmlp.utils.config import (add_launch_args, launcher_rank, load_tool_config,
+from mmsnnmlp.utils.config import (add_launch_args, end_launch, launcher_rank, load_tool_config,
                                    parse_launch_args, prepare_cpu_launch)
 
 
@@ -96,6 +96,7 @@ def main(argv=None):
     metrics = runner.test()
     if args.metrics_json and is_main_process():
         atomic_write_json(args.metrics_json, metrics, overwrite=True)
+    end_launch()
     return metrics
 
 

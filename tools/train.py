@@ -18,7 +18,7 @@ import mmsnnmlp  # noqa: F401  registers SNNMLP and the hooks, makes checkpoint 
 from mmsnnmlp.engine import WorkDirBusy, lock_work_dir
 from mmsnnmlp.models import SNNMLP, CheckpointError
 from mmsnnmlp.utils import DataError, check_data
-from mmsnnmlp.utils.config import (add_launch_args, dataloader_keys, launcher_rank,
+from mmsnnmlp.utils.config import (add_launch_args, dataloader_keys, end_launch, launcher_rank,
                                    load_tool_config, parse_launch_args, prepare_cpu_launch)
 
 
@@ -97,6 +97,7 @@ def main(argv=None):
         runner.train()
     except (CheckpointError, WorkDirBusy) as err:
         sys.exit(f'Cannot train: {err}')
+    end_launch()
 
 
 if __name__ == '__main__':

@@ -159,6 +159,13 @@ def prepare_cpu_launch(cfg: Config, launcher: str) -> None:
             init_gloo_process_group()
 
 
+def end_launch() -> None:
+    """Leave the process group before exiting: gloo's threads abort the
+    interpreter's shutdown now and then when it is left alive."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
 def dataloader_keys(cfg: Config, mode: str) -> Sequence[str]:
     """The dataloaders a train or test run will build."""
     if mode == 'train':
