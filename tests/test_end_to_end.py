@@ -5,7 +5,6 @@ mIoU, run both inference APIs, and a 2-process CPU (gloo) dist_train.sh run."""
 import json
 import os
 import os.path as osp
-import random
 import subprocess
 import sys
 
@@ -108,9 +107,9 @@ def test_segmentation_train_resume_test_infer(toy):
         assert drawing.stat().st_size > 0 and 'classes in the prediction' in out.stdout
 
 
-def test_dist_train_two_cpu_processes(toy):
+def test_dist_train_two_cpu_processes(toy, free_port):
     work = toy / 'work_dist'
-    env = dict(os.environ, PORT=str(random.randint(20000, 40000)), OMP_NUM_THREADS='1',
+    env = dict(os.environ, PORT=str(free_port), OMP_NUM_THREADS='1',
                PYTHON=sys.executable)
     cmd = ['bash', osp.join(ROOT, 'tools/dist_train.sh'), SEG, '2', '--work-dir', str(work),
            '--cfg-options', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2', *SEG_SHORT]

@@ -83,6 +83,18 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
                            a['state_dict']['backbone.patch_embed.proj.weight'])
 
 
+def _partial_temp_files(folder, name, full_size):
+    """Files beside ``name`` (the atomic write's temp files) holding some but not all bytes."""
+    sizes = []
+    for f in os.listdir(folder):
+        if f != name:
+            try:
+                sizes.append(os.path.getsize(osp.join(folder, f)))
+            except FileNotFoundError:  # renamed or removed meanwhile
+                pass
+    return [s for s in sizes if 0 < s < full_size]
+
+
 def test_kill_during_checkpoint_write_keeps_previous_file(tmp_path):
     """A writer killed mid-way leaves the old file whole (mmengine's backend, made atomic)."""
     target = tmp_path / 'iter_4.pth'
@@ -96,7 +108,11 @@ def test_kill_during_checkpoint_write_keeps_previous_file(tmp_path):
     proc = subprocess.Popen([sys.executable, '-c', code, str(target)], stdout=subprocess.PIPE,
                             text=True)
     assert proc.stdout.readline().strip() == 'writing'
-    time.sleep(0.3)
+    # kill once the temp file beside the target exists and is partly written
+    deadline = time.time() + 60
+    while not _partial_temp_files(tmp_path, 'iter_4.pth', 300_000_000):
+        assert proc.poll() is None and time.time() < deadline, 'no temp file being written'
+        time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     size = target.stat().st_size
