@@ -76,11 +76,22 @@ def _lif(x, tau, vth, group, dim):
     return out.movedim(-1, dim)
 
 
+def _zero_pad_bottom_right(x, multiple):
+    """``x`` inside a zero canvas whose H and W are rounded up to ``multiple``."""
+    h, w = x.shape[-2:]
+    up = lambda n: -(-n // multiple) * multiple
+    canvas = x.new_zeros(*x.shape[:-2], up(h), up(w))
+    canvas[..., :h, :w] = x
+    return canvas
+
+
 def stage_features(sd, depths, x, group=4):
-    """Each stage's features before patch merging (even input sizes only)."""
+    """Each stage's features before patch merging. Any input size: the patch
+    embedding and each merging see zeros added at the bottom/right (spec
+    section 1, as mmdet's Swin does)."""
     gn = lambda t, p: F.group_norm(t, 1, sd[p + '.weight'], sd[p + '.bias'], 1e-5)
     cv = lambda t, p, **kw: F.conv2d(t, sd[p + '.weight'], sd.get(p + '.bias'), **kw)
-    x = gn(cv(x, 'patch_embed.proj', stride=4), 'patch_embed.norm')
+    x = gn(cv(_zero_pad_bottom_right(x, 4), 'patch_embed.proj', stride=4), 'patch_embed.norm')
     feats = []
     for i, depth in enumerate(depths):
         dim = x.shape[1]
@@ -96,6 +107,7 @@ def stage_features(sd, depths, x, group=4):
             x = x + t
         feats.append(x)
         if i < len(depths) - 1:
+            x = _zero_pad_bottom_right(x, 2)
             x = torch.cat([x[..., 0::2, 0::2], x[..., 1::2, 0::2], x[..., 0::2, 1::2],
                            x[..., 1::2, 1::2]], 1)
             x = cv(gn(x, f'layers.{i}.downsample.norm'), f'layers.{i}.downsample.reduction')

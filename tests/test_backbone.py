@@ -171,3 +171,96 @@ def test_global_lif_group():
     model = _tiny_arch(lif_group=None)
     assert model.layers[0].blocks[0].lif_module.lif1.group is None
     assert len(model(torch.randn(1, 3, 30, 30))) == 4
+
+
+def _blocks(model):
+    return [block for stage in model.layers for block in stage.blocks]
+
+
+@pytest.mark.parametrize('with_cp', [False, True])
+def test_with_cp_recomputes_each_block_in_backward(with_cp):
+    """Activation checkpointing drops a block's activations in forward and runs
+    the block again during backward; without it nothing runs twice."""
+    model = _tiny_arch(with_cp=with_cp).train()
+    calls = []
+    for i, block in enumerate(_blocks(model)):
+        block.lif_module.register_forward_pre_hook(lambda *_, i=i: calls.append(i))
+    outs = model(torch.randn(1, 3, 32, 32))
+    n = len(_blocks(model))
+    assert calls == list(range(n))
+    calls.clear()
+    sum((o * torch.randn_like(o)).sum() for o in outs).backward()
+    assert sorted(calls) == (list(range(n)) if with_cp else [])
+    # inference (no autograd graph) never checkpoints
+    calls.clear()
+    with torch.no_grad():
+        model(torch.randn(1, 3, 32, 32))
+    assert calls == list(range(n))
+
+
+def test_drop_path_keeps_the_expectation():
+    """Whole samples are dropped with probability p; survivors are scaled by
+    exactly 1/(1-p), so the mean is preserved. Large sample, fixed seed."""
+    from mmsnnmlp.models.snnmlp import DropPath
+    torch.manual_seed(3)
+    n = 200_000
+    x = torch.full((n, 2, 1, 3), 1.5)
+    for prob in (0.3, 0.5):
+        y = DropPath(prob).train()(x)
+        flat = y.flatten(1)
+        dropped, kept = flat.eq(0).all(1), flat.ne(0).all(1)
+        assert bool((dropped | kept).all())  # per sample, not per element
+        torch.testing.assert_close(y[kept], x[kept] / (1 - prob), rtol=1e-6, atol=0)
+        # std of the drop fraction is sqrt(p(1-p)/n) ~ 0.001: 10 sigma
+        assert dropped.float().mean().item() == pytest.approx(prob, abs=0.01)
+        assert y.mean().item() == pytest.approx(1.5, rel=0.02)
+    assert torch.equal(y[kept], torch.full_like(y[kept], 3.0))  # p = 0.5: exactly 2x
+    assert torch.equal(DropPath(0.3).eval()(x), x)
+    assert torch.equal(DropPath(0.0).train()(x), x)
+
+
+@pytest.mark.parametrize('depths, rate', [((2, 2, 6, 2), 0.2), ((2, 2, 18, 2), 0.3),
+                                          ((1, 2, 1), 0.5), ((1,), 0.4)])
+def test_drop_path_rate_grows_linearly_over_all_blocks(depths, rate):
+    """Block i of n (counted across stages) drops with rate * i / (n - 1): 0 for
+    the first block, the full rate for the last (Swin's linspace(0, rate, n))."""
+    model = SNNMLP(dict(embed_dims=8, depths=depths), drop_path_rate=rate,
+                   out_indices=(len(depths) - 1,))
+    probs = [block.drop_path.prob for block in _blocks(model)]
+    n = sum(depths)
+    expected = torch.linspace(0, rate, n).tolist() if n > 1 else [0.0]
+    assert probs == pytest.approx(expected, abs=1e-7)
+    assert probs[0] == 0.0
+
+
+def _lif_modules(model):
+    from mmsnnmlp.ops import LIF
+    return [m for m in model.modules() if isinstance(m, LIF)]
+
+
+@pytest.mark.parametrize('tau, vth', [(0.25, 0.25), (0.375, 0.125), (0.1, 0.6)])
+def test_lif_initial_tau_and_vth_per_neuron(tau, vth):
+    kwargs = {} if (tau, vth) == (0.25, 0.25) else dict(lif_tau=tau, lif_vth=vth)
+    model = _tiny_arch(**kwargs)  # default: the paper's best, 0.25 / 0.25
+    lifs = _lif_modules(model)
+    assert len(lifs) == 2 * len(_blocks(model))
+    for m in lifs:
+        assert m.tau.item() == pytest.approx(tau) and m.Vth.item() == pytest.approx(vth)
+
+
+@pytest.mark.parametrize('learn_tau, learn_vth', [(True, True), (False, True), (True, False),
+                                                  (False, False)])
+def test_learn_tau_and_vth_flags(learn_tau, learn_vth):
+    model = _tiny_arch(learn_tau=learn_tau, learn_vth=learn_vth).train()
+    lifs = _lif_modules(model)
+    assert all(m.tau.requires_grad == learn_tau and m.Vth.requires_grad == learn_vth
+               for m in lifs)
+    before = [(m.tau.clone(), m.Vth.clone()) for m in lifs]
+    # a user who hands every parameter to the optimizer (weight decay too)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.05, weight_decay=0.05)
+    outs = model(torch.randn(2, 3, 48, 40))
+    sum((o * torch.randn_like(o)).sum() for o in outs).backward()
+    opt.step()
+    for m, (tau, vth) in zip(lifs, before):
+        assert torch.equal(m.tau, tau) != learn_tau
+        assert torch.equal(m.Vth, vth) != learn_vth

@@ -1,5 +1,6 @@
 import os
 import pickle
+import re
 
 import pytest
 import torch
@@ -159,3 +160,124 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path, legacy, tiny_relea
     # sanity: the payload really would run under a plain unpickler
     pickle.loads(pickle.dumps(_Payload(marker)))
     assert marker.exists()
+
+
+# -- padding of odd sizes, checked by value --------------------------------
+SMALL_ARCH = dict(embed_dims=16, depths=(1, 1, 2, 1))
+
+
+@pytest.fixture(scope='module')
+def small_float64(tmp_path_factory):
+    """(loaded model, released-layout state dict) of a narrow SNN-MLP, both in
+    float64 so that no spike can flip between the model and the reference."""
+    sd = released_state_dict(SMALL_ARCH['embed_dims'], SMALL_ARCH['depths'], seed=6)
+    path = _save(tmp_path_factory.mktemp('small') / 'small.pt', sd)
+    model = SNNMLP(SMALL_ARCH, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    model.init_weights()
+    return model.double().eval(), {k: v.double() for k, v in sd.items()}
+
+
+@pytest.mark.parametrize('hw', [(61, 45), (37, 83), (3, 7)])
+def test_odd_input_sizes_match_reference(small_float64, hw):
+    """Sizes not divisible by 4 (PatchEmbed pads) that give odd stage sizes
+    (PatchMerging pads): 61x45 -> stages 16x12, 8x6, 4x3, 2x2; 37x83 -> 10x21,
+    5x11, 3x6, 2x3; 3x7 -> 1x2, 1x1, 1x1, 1x1."""
+    model, sd = small_float64
+    x = torch.randn(2, 3, *hw, dtype=torch.float64)
+    with torch.no_grad():
+        outs = model(x)
+        refs = stage_features(sd, SMALL_ARCH['depths'], x)
+    assert [o.shape[-2:] for o in outs] == [r.shape[-2:] for r in refs]
+    for out, ref in zip(outs, refs):
+        torch.testing.assert_close(out, torch.nn.functional.group_norm(ref, 1),
+                                   rtol=1e-9, atol=1e-9)
+
+
+# -- strict loading: every key by name -------------------------------------
+@pytest.fixture(scope='module')
+def tiny_released_file(tmp_path_factory, tiny_released):
+    return _save(tmp_path_factory.mktemp('released') / 'snnmlp_tiny.pt', tiny_released)
+
+
+MISSING_KEYS = [
+    'patch_embed.norm.bias',                            # a norm bias
+    'layers.0.blocks.1.norm1.weight',                   # a norm weight
+    'layers.1.blocks.0.lif_module.norm3.bias',          # a norm inside the LIF module
+    'layers.2.downsample.norm.weight',                  # a downsample norm
+    'layers.0.downsample.reduction.weight',             # a conv without bias
+    'layers.2.blocks.4.lif_module.dw1.weight',          # a depthwise conv
+    'layers.3.blocks.1.mlp.fc2.bias',                   # a conv bias
+    'layers.1.blocks.1.lif_module.lif2.tau',            # tau
+    'layers.3.blocks.0.lif_module.lif1.Vth',            # Vth
+]
+UNEXPECTED_KEYS = [
+    'layers.0.blocks.2.norm1.weight',                   # a block tiny does not have
+    'layers.3.downsample.norm.weight',                  # the last stage has no merging
+    'layers.1.blocks.0.norm2.running_mean',             # a norm buffer GroupNorm lacks
+    'layers.2.blocks.0.lif_module.lif1.threshold',      # a LIF parameter under another name
+    'patch_embed.proj2.weight',                         # a conv
+]
+
+
+@pytest.mark.parametrize('key', MISSING_KEYS)
+def test_each_missing_key_is_refused_by_name(tmp_path, tiny_released, key):
+    sd = dict(tiny_released)
+    sd.pop(key)
+    model = SNNMLP('tiny', init_cfg=dict(type='Pretrained',
+                                         checkpoint=str(_save(tmp_path / 'm.pt', sd))))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointError, match=rf'missing keys \(1\): {re.escape(key)}$'):
+        model.init_weights()
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize('key', UNEXPECTED_KEYS)
+def test_each_unexpected_key_is_refused_by_name(tmp_path, tiny_released, key):
+    sd = dict(tiny_released)
+    sd[key] = torch.ones(96)
+    with pytest.raises(CheckpointError, match=rf'unexpected keys \(1\): {re.escape(key)}$'):
+        _pretrained(_save(tmp_path / 'u.pt', sd))
+
+
+def test_output_norms_load_from_a_detector_checkpoint(tmp_path, tiny_released_file):
+    src = _pretrained(tiny_released_file)
+    gen = torch.Generator().manual_seed(4)
+    for p in src.out_norms.parameters():  # not the GroupNorm defaults 1 and 0
+        p.data = torch.randn(p.shape, generator=gen)
+    det = {'meta': {'epoch': 3}, 'state_dict': {
+        **{f'backbone.{k}': v for k, v in src.state_dict().items()},
+        'neck.fpn_convs.0.conv.weight': torch.zeros(2)}}
+    path = _save(tmp_path / 'det.pth', det)
+    expected = src.state_dict()
+    for out_indices in ((0, 1, 2, 3), (1, 3)):
+        model = _pretrained(path, out_indices=out_indices)
+        own = model.state_dict()
+        keys = [k for k in own if k.startswith('out_norms.')]
+        assert len(keys) == 2 * len(out_indices)
+        for key in keys:
+            assert torch.equal(own[key], expected[key]), key
+
+
+@pytest.mark.parametrize('layout', ['bare', 'model', 'state_dict', 'detector'])
+def test_data_parallel_module_prefix_is_stripped(tmp_path, tiny_released, layout):
+    if layout == 'detector':
+        payload = {'state_dict': {f'module.backbone.{k}': v for k, v in tiny_released.items()
+                                  if not k.startswith(('head.', 'norm.'))}}
+    else:
+        sd = {f'module.{k}': v for k, v in tiny_released.items()}
+        payload = sd if layout == 'bare' else {layout: sd}
+    own = _pretrained(_save(tmp_path / 'dp.pth', payload)).state_dict()
+    for key, value in tiny_released.items():
+        if not key.startswith(('head.', 'norm.')):
+            assert torch.equal(own[key], value), key
+
+
+def test_legacy_pickle_checkpoint_loads(tmp_path, tiny_released):
+    """torch.save(..., _use_new_zipfile_serialization=False): no zip archive."""
+    path = tmp_path / 'legacy.pth'
+    torch.save({'model': tiny_released}, path, _use_new_zipfile_serialization=False)
+    assert path.read_bytes()[:2] != b'PK'
+    own = _pretrained(path).state_dict()
+    for key, value in tiny_released.items():
+        if not key.startswith(('head.', 'norm.')):
+            assert torch.equal(own[key], value), key

@@ -1,7 +1,6 @@
 """2 CPU processes (gloo) with batch b train the same weights as 1 process with 2b (slow)."""
 import os
 import os.path as osp
-import random
 import subprocess
 import sys
 import textwrap
@@ -13,7 +12,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 pytestmark = pytest.mark.slow
 
 
-def test_two_processes_match_one_with_double_batch(tmp_path):
+def test_two_processes_match_one_with_double_batch(tmp_path, free_port):
     subprocess.run([sys.executable, osp.join(ROOT, 'tools/misc/make_toy_data.py'), '--out',
                     'data/toy', '--num-train', '8', '--num-val', '2', '--size', '64'],
                    cwd=tmp_path, check=True, capture_output=True)
@@ -42,7 +41,7 @@ def test_two_processes_match_one_with_double_batch(tmp_path):
          '--cfg-options', 'train_dataloader.batch_size=4'], cwd=tmp_path, capture_output=True,
         text=True)
     assert single.returncode == 0, single.stderr[-3000:]
-    env = dict(os.environ, PORT=str(random.randint(20000, 40000)), PYTHON=sys.executable,
+    env = dict(os.environ, PORT=str(free_port), PYTHON=sys.executable,
                OMP_NUM_THREADS='1')
     double = subprocess.run(
         ['bash', osp.join(ROOT, 'tools/dist_train.sh'), str(cfg), '2', '--work-dir', 'two',

@@ -68,6 +68,28 @@ def test_undecodable_image(toy):
         check_data(_cfg('det', toy), ['train_dataloader'], full=True)
 
 
+@pytest.mark.parametrize('kind', ['det', 'seg'])
+def test_full_check_only_up_to_the_size_limit(toy, monkeypatch, kind):
+    """Datasets of up to FULL_CHECK_LIMIT images are decoded; bigger ones get
+    the existence checks only (the toy train split has 3 images)."""
+    from mmsnnmlp.utils import data_check
+    if kind == 'det':
+        victim = sorted((toy / 'coco/train2017').iterdir())[1]
+        victim.write_bytes(b'\xff\xd8\xff\xe0 this is not really a jpeg')
+        problem = 'cannot be decoded'
+    else:
+        victim = sorted((toy / 'ade/ADEChallengeData2016/annotations/training').iterdir())[2]
+        label = cv2.imread(str(victim), cv2.IMREAD_UNCHANGED)
+        label[1, 1] = 7
+        cv2.imwrite(str(victim), label)
+        problem = 'hold class ids above 4'
+    monkeypatch.setattr(data_check, 'FULL_CHECK_LIMIT', 3)
+    with pytest.raises(DataError, match=rf'{problem}.*{victim.name}'):
+        check_data(_cfg(kind, toy), ['train_dataloader'])
+    monkeypatch.setattr(data_check, 'FULL_CHECK_LIMIT', 2)
+    check_data(_cfg(kind, toy), ['train_dataloader'])
+
+
 def test_label_out_of_range(toy):
     ann = sorted((toy / 'ade/ADEChallengeData2016/annotations/training').iterdir())[0]
     label = cv2.imread(str(ann), cv2.IMREAD_UNCHANGED)
