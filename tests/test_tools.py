@@ -123,6 +123,11 @@ def test_auto_scale_lr_switch(tools, tmp_path):
     plain, scaled = FakeRunner.built
     assert plain.auto_scale_lr == dict(enable=False, base_batch_size=16)
     assert scaled.auto_scale_lr == dict(enable=True, base_batch_size=16)
+    train_tool.main([SEG, '--work-dir', str(tmp_path / 'c'), '--no-data-check',
+                     '--auto-scale-lr'])
+    assert FakeRunner.built[-1].auto_scale_lr == dict(enable=True, base_batch_size=16)
+    bare = tmp_path / 'no_base_batch.py'
+    bare.write_text(f"_base_ = '{SEG}'\nauto_scale_lr = None\n")
     with pytest.raises(SystemExit, match='needs auto_scale_lr.base_batch_size'):
-        train_tool.main([SEG, '--work-dir', str(tmp_path / 'c'), '--no-data-check',
+        train_tool.main([str(bare), '--work-dir', str(tmp_path / 'd'), '--no-data-check',
                          '--auto-scale-lr'])

@@ -28,8 +28,8 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', help='the dir to save the evaluation metrics')
     parser.add_argument('--out', help='detection: dump raw results to this .pkl; '
                         'segmentation: save predicted label maps in this folder')
-    parser.add_argument('--show-dir', help='save drawn predictions in this folder '
-                        '(inside work_dir/timestamp)')
+    parser.add_argument('--show-dir', help='save drawn predictions in this folder (inside '
+                        'the work dir; detection puts it under the run\'s timestamp folder)')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation')
     parser.add_argument('--metrics-json', help='also write the final metrics to this JSON file')
     parser.add_argument('--force', action='store_true',

@@ -60,7 +60,8 @@ param_scheduler = [
 # resume (RNG states travel in the checkpoints).
 default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook'))
 custom_hooks = [dict(type='RNGStateHook')]
-# 8 GPUs x 2 images
+# 8 GPUs x 2 images; --auto-scale-lr scales the LR for another total batch
 train_dataloader = dict(batch_size=2)
+auto_scale_lr = dict(enable=False, base_batch_size=16)
 val_dataloader = dict(batch_size=1)
 test_dataloader = val_dataloader
