@@ -165,6 +165,26 @@ def test_library_ops_pass_opcheck():
     torch.library.opcheck(ops.lif, (x, tau, vth, None, 3, 'torch'))
     torch.library.opcheck(ops.norm_act, (x, w, b, 1e-5, True, 'torch', torch.float32))
     torch.library.opcheck(ops.norm_act, (x, None, None, 1e-5, False, 'torch', torch.float32))
+    # channels_last in, channels_last out: the fake kernels promise x's layout
+    xcl = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    torch.library.opcheck(ops.lif, (xcl, tau, vth, 3, 3, 'torch'))
+    torch.library.opcheck(ops.norm_act, (xcl, w, b, 1e-5, True, 'torch', torch.bfloat16))
+
+
+@pytest.mark.parametrize('impl', ['torch', pytest.param('triton', marks=pytest.mark.slow)])
+def test_channels_last_model_stays_channels_last(clean_env, monkeypatch, impl):
+    """model.to(memory_format=channels_last) (faster 1x1 convolutions on
+    CPU): every op keeps the layout, and the results equal NCHW's."""
+    if impl == 'triton':
+        monkeypatch.setenv('TRITON_INTERPRET', '1')
+    model = _tiny(impl=impl).double()
+    x = torch.randn(1, 3, 24, 20, generator=torch.Generator().manual_seed(6),
+                    dtype=torch.float64)
+    reference = _outputs_and_grads(model, x)
+    model = model.to(memory_format=torch.channels_last)
+    outs, grads = _outputs_and_grads(model, x.contiguous(memory_format=torch.channels_last))
+    assert all(o.is_contiguous(memory_format=torch.channels_last) for o in outs)
+    _assert_same((outs, grads), reference, 1e-9, 1e-9)
 
 
 def _compiled_equals_eager(backend):

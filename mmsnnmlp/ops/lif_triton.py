@@ -37,7 +37,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from .dispatch import add_combine, jit, triton
+from .dispatch import NO_FP_FUSION, add_combine, jit, triton
 
 if triton is not None:
     import triton.language as tl
@@ -170,7 +170,7 @@ def _launch(x: Tensor, g: Optional[Tensor], y: Tensor, tau: Tensor, vth: Tensor,
         MAX_GROUP=triton.next_power_of_2(size),
         num_warps=max(1, min(4, block // 128)),
         # no FMA contraction: round tau * o + x like the reference's two ops
-        enable_fp_fusion=False)
+        **NO_FP_FUSION)
     return partials
 
 

@@ -374,7 +374,7 @@ def time_models(names: Sequence[str], shape: Sequence[int], device: torch.device
                 modes: Sequence[str] = ('fwd', ), dtypes: Sequence[str] = ('fp32', ),
                 compile_modes: Sequence[bool] = (False, ), compile_backend: str = 'inductor',
                 warmup: int = 3, iters: int = 10, rounds: int = 1, baselines: str = 'auto',
-                out_indices: Sequence[int] = (0, 1, 2, 3),
+                out_indices: Sequence[int] = (0, 1, 2, 3), channels_last: bool = False,
                 log: Callable[[str], None] = print) -> List[Dict]:
     """One row per (model, mode, dtype, compiled): median ms, img/s, peak MiB.
 
@@ -382,8 +382,10 @@ def time_models(names: Sequence[str], shape: Sequence[int], device: torch.device
     before the next (peak memory is then that model's alone). ``rounds > 1``:
     all models are built first and timed round-robin, so that load from other
     processes hits all alike (shared CPUs). SNN-MLP compiles with
-    ``fullgraph=True``; the baselines may break graphs."""
-    x = torch.randn(tuple(shape), device=device)
+    ``fullgraph=True``; the baselines may break graphs. ``channels_last``
+    runs models and input in that memory format."""
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(tuple(shape), device=device).contiguous(memory_format=layout)
     settings = [(m, d, c) for c in compile_modes for m in modes for d in dtypes]
     rows: Dict[Tuple, Dict] = {}
     built = []
@@ -391,7 +393,7 @@ def time_models(names: Sequence[str], shape: Sequence[int], device: torch.device
     def build(name):
         torch.manual_seed(0)
         model, note = build_backbone(name, shape, baselines, out_indices)
-        model = model.to(device)
+        model = model.to(device, memory_format=layout)
         params = sum(p.numel() for p in model.parameters()) / 1e6
         runs = {False: model}
         if True in compile_modes:

@@ -53,6 +53,8 @@ def parse_args(argv=None):
     p.add_argument('--rounds', type=int, default=1,
                    help='time the models round-robin this many times (shared machines)')
     p.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
+    p.add_argument('--channels-last', action='store_true',
+                   help='models and input in channels_last memory format')
     p.add_argument('--baselines', default='auto', choices=['auto', 'mmdet', 'timm'],
                    help='Swin/ResNet from mmdet, or timm/torchvision (auto: mmdet if it imports)')
     p.add_argument('--json', metavar='OUT', help='also write the results to this JSON file')
@@ -77,7 +79,7 @@ def main(argv=None) -> dict:
         args.models, args.shape, device, modes=(args.mode,), dtypes=(args.dtype,),
         compile_modes=(args.compile,), compile_backend=args.compile_backend,
         warmup=args.warmup, iters=args.iters, rounds=args.rounds, baselines=args.baselines,
-        log=lambda line: print(line, file=sys.stderr, flush=True))
+        channels_last=args.channels_last, log=lambda line: print(line, file=sys.stderr, flush=True))
     columns = bench.MODEL_COLUMNS + [('min_ms', 'min ms', '.1f')]
     if device.type == 'cpu':  # grows less than wall time under other processes' load
         columns.append(('cpu_ms', 'cpu-time ms', '.1f'))
