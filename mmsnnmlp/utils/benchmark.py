@@ -417,7 +417,8 @@ def time_models(names: Sequence[str], shape: Sequence[int], device: torch.device
                 row.setdefault('cpu_times_ms', []).append(timing['cpu_ms'])
             if timing['peak_mib'] is not None:
                 row['peak_mib'] = round(max(timing['peak_mib'], row['peak_mib'] or 0.0), 1)
-            log(f"  {entry['name']:<12} {mode:<5} {dtype:<4} {'compiled' if compiled else 'eager':<8}"
+            log(f"  {entry['name']:<12} {mode:<5} {dtype:<4} "
+                f"{'compiled' if compiled else 'eager':<8}"
                 f" {timing['median_ms']:9.2f} ms  ({time.perf_counter() - t0:.1f} s)")
 
     for rnd in range(rounds):
