@@ -99,6 +99,8 @@ def run(op: str, impl: str, x: Tensor, triton_fn: Callable, torch_fn: Callable):
         return triton_fn()
     try:
         return triton_fn()
+    except torch.cuda.OutOfMemoryError:  # the memory, not the kernel
+        raise
     except Exception as err:  # a kernel that does not compile or launch on this Triton
         _triton_failures[op] = err
         warnings.warn(f'mmsnnmlp: the Triton kernels of {op} failed on triton '
