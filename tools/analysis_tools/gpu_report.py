@@ -23,13 +23,13 @@ Needs only torch, triton, timm and mmengine (no mmcv, mmdet, mmseg): on a GPU
 machine without mmengine, carry its pure-Python wheels (git-ignored .whl/)::
 
     echo /.whl/ >> .git/info/exclude
-    for w in mmengine==0.10.7 addict==2.4.0 termcolor==3.1.0 yapf==0.43.0 \\
-             platformdirs==4.3.8; do
+    for w in mmengine==0.10.7 addict==2.4.0 termcolor==3.3.0 yapf==0.43.0 \\
+             platformdirs==4.14.5; do
       python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \\
           --implementation cp --platform manylinux2014_x86_64 -d .whl "$w"
     done
 
-then, there (about 5 minutes on one H100/H200)::
+(about 750 KB) then, there (about 5 minutes on one H100/H200)::
 
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
     PYTHONPATH=/tmp/site:$PWD python3 tools/analysis_tools/gpu_report.py --out-dir $OUT
