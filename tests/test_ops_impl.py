@@ -191,10 +191,14 @@ def _compiled_equals_eager(backend):
     if not dispatch.HAS_CUSTOM_OP:
         pytest.skip('torch.compile support needs torch >= 2.4 (torch.library.custom_op)')
     torch._dynamo.reset()
-    x = torch.randn(2, 3, 20, 28, generator=torch.Generator().manual_seed(3))
-    model = _tiny()
+    # float64: code generation reorders float sums, and in float32 that can
+    # flip a spike sitting on its threshold, which changes gradients for real
+    x = torch.randn(2, 3, 20, 28, generator=torch.Generator().manual_seed(3),
+                    dtype=torch.float64)
+    model = _tiny().double()
     compiled = torch.compile(model, fullgraph=True, backend=backend)
-    _assert_same(_outputs_and_grads(model, x, run=compiled), _outputs_and_grads(_tiny(), x))
+    _assert_same(_outputs_and_grads(model, x, run=compiled),
+                 _outputs_and_grads(_tiny().double(), x), 1e-9, 1e-9)
 
 
 def test_fullgraph_compile_equals_eager():
