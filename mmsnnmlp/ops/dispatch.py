@@ -36,9 +36,11 @@ except Exception:  # ImportError, or a broken install: the PyTorch path covers e
     triton = None
 
 IMPLS = ('auto', 'torch', 'triton', 'reference')
+TRITON_VERSION = (tuple(int(part) for part in triton.__version__.split('.')[:2])
+                  if triton is not None else None)
 # Launch option that stops FMA contraction (triton >= 2.2; 2.1 may contract)
-NO_FP_FUSION = {} if triton is None or triton.__version__ < '2.2' else dict(
-    enable_fp_fusion=False)
+NO_FP_FUSION = dict(enable_fp_fusion=False) if TRITON_VERSION and TRITON_VERSION >= (2, 2) \
+    else {}
 ENV_VAR = 'MMSNNMLP_IMPL'
 HAS_CUSTOM_OP = hasattr(torch.library, 'custom_op')  # torch >= 2.4
 LIBRARY = 'mmsnnmlp'
@@ -56,7 +58,7 @@ def check_impl(impl: str) -> str:
 def interpreting() -> bool:
     """Whether triton.jit builds interpreter (CPU) kernels right now (never
     before triton 2.2, whose interpreter needs a GPU)."""
-    if triton is None or triton.__version__ < '2.2':
+    if TRITON_VERSION is None or TRITON_VERSION < (2, 2):
         return False
     knobs = getattr(triton, 'knobs', None)  # triton >= 3.4 reads the flag here
     if knobs is not None:
