@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from lif_scalar_reference import scalar_lif
-from mmsnnmlp.ops import LIF, lif, lif_reference
+from mmsnnmlp.ops import LIF, lif
 
 triton = pytest.importorskip('triton')
 lif_triton = pytest.importorskip('mmsnnmlp.ops.lif_triton')

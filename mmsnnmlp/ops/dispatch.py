@@ -36,6 +36,11 @@ except Exception:  # ImportError, or a broken install: the PyTorch path covers e
     triton = None
 
 IMPLS = ('auto', 'torch', 'triton', 'reference')
+TRITON_VERSION = (tuple(int(part) for part in triton.__version__.split('.')[:2])
+                  if triton is not None else None)
+# Launch option that stops FMA contraction (triton >= 2.2; 2.1 may contract)
+NO_FP_FUSION = dict(enable_fp_fusion=False) if TRITON_VERSION and TRITON_VERSION >= (2, 2) \
+    else {}
 ENV_VAR = 'MMSNNMLP_IMPL'
 HAS_CUSTOM_OP = hasattr(torch.library, 'custom_op')  # torch >= 2.4
 LIBRARY = 'mmsnnmlp'
@@ -51,7 +56,10 @@ def check_impl(impl: str) -> str:
 
 
 def interpreting() -> bool:
-    """Whether triton.jit builds interpreter (CPU) kernels right now."""
+    """Whether triton.jit builds interpreter (CPU) kernels right now (never
+    before triton 2.2, whose interpreter needs a GPU)."""
+    if TRITON_VERSION is None or TRITON_VERSION < (2, 2):
+        return False
     knobs = getattr(triton, 'knobs', None)  # triton >= 3.4 reads the flag here
     if knobs is not None:
         return bool(knobs.runtime.interpret)
@@ -78,8 +86,8 @@ def _require_triton(x: Tensor, op: str) -> None:
     if x.device.type != 'cpu' or not interpreting():
         raise RuntimeError(
             f"{op}: impl='triton' runs on CUDA tensors, or on CPU tensors under "
-            f"TRITON_INTERPRET=1 (Triton's interpreter, for tests); got a {x.device.type} "
-            "tensor without it. Use impl='torch' or 'auto' for CPU tensors.")
+            f"TRITON_INTERPRET=1 (Triton's interpreter, triton >= 2.2, for tests); got a "
+            f"{x.device.type} tensor without it. Use impl='torch' or 'auto' for CPU tensors.")
 
 
 def run(op: str, impl: str, x: Tensor, triton_fn: Callable, torch_fn: Callable):
@@ -93,6 +101,8 @@ def run(op: str, impl: str, x: Tensor, triton_fn: Callable, torch_fn: Callable):
         return triton_fn()
     try:
         return triton_fn()
+    except torch.cuda.OutOfMemoryError:  # the memory, not the kernel
+        raise
     except Exception as err:  # a kernel that does not compile or launch on this Triton
         _triton_failures[op] = err
         warnings.warn(f'mmsnnmlp: the Triton kernels of {op} failed on triton '
@@ -112,6 +122,15 @@ def jit(fn: Callable):
     """``triton.jit(fn)``, made on first use and per interpreter flag, so that
     TRITON_INTERPRET may be set at run time, after triton was imported."""
     return _jit_cached(fn, interpreting())
+
+
+def like(x: Tensor, y: Tensor) -> Tensor:
+    """``y`` (same shape as ``x``) in ``torch.empty_like(x)``'s memory layout,
+    the layout every op of this package returns (its fake kernels promise
+    it), so that channels_last models stay channels_last."""
+    if y.stride() == x.stride() or y.dim() != x.dim():
+        return y
+    return torch.empty_like(x, dtype=y.dtype).copy_(y)
 
 
 def define_op(name: str, forward: Callable, fake: Callable,

@@ -78,8 +78,8 @@ def _torch_forward(x: Tensor, tau: Tensor, vth: Tensor, group: Optional[int],
     per step). ``fmax(u, Vth)`` is ``where(u > Vth, u, Vth)`` for every input,
     NaN included (fmax ignores a NaN), so no special case is needed."""
     ctype = compute_dtype(x)
-    xc = x.to(ctype).contiguous()
-    out = xc.clone()  # the tail passes through unchanged
+    xc = x.to(ctype)
+    out = torch.empty_like(xc).copy_(xc)  # the tail passes through unchanged
     xv, size = _split_groups(xc, dim, group)
     if xv is None:
         return out.to(x.dtype)
@@ -105,9 +105,10 @@ def _torch_forward(x: Tensor, tau: Tensor, vth: Tensor, group: Optional[int],
 def _torch_backward(grad: Tensor, x: Tensor, tau: Tensor, vth: Tensor, group: Optional[int],
                     dim: int) -> Tuple[Tensor, Tensor, Tensor]:
     ctype = compute_dtype(x)
-    xc, g = x.to(ctype).contiguous(), grad.to(ctype).contiguous()
+    xc = x.to(ctype)
     tau_c, vth_c = tau.to(ctype).reshape(()), vth.to(ctype).reshape(())
-    grad_x = g.clone()  # the tail copies its gradient
+    g = grad.to(ctype)
+    grad_x = torch.empty_like(xc).copy_(g)  # the tail copies its gradient
     grad_tau = torch.zeros((), dtype=ctype, device=x.device)
     grad_vth = torch.zeros((), dtype=ctype, device=x.device)
     xv, size = _split_groups(xc, dim, group)
@@ -145,24 +146,25 @@ def _lif_forward(x: Tensor, tau: Tensor, vth: Tensor, group: Optional[int], dim:
                  impl: str) -> Tensor:
     from . import lif_triton
     return dispatch.run('lif', impl, x,
-                        lambda: lif_triton.forward(x, tau, vth, group, dim),
+                        lambda: dispatch.like(x, lif_triton.forward(x, tau, vth, group, dim)),
                         lambda: _torch_forward(x, tau, vth, group, dim))
 
 
 def _lif_forward_fake(x, tau, vth, group, dim, impl):
-    return x.new_empty(x.shape)
+    return torch.empty_like(x)
 
 
 def _lif_backward(grad: Tensor, x: Tensor, tau: Tensor, vth: Tensor, group: Optional[int],
                   dim: int, impl: str) -> Tuple[Tensor, Tensor, Tensor]:
     from . import lif_triton
-    return dispatch.run('lif', impl, x,
-                        lambda: lif_triton.backward(grad, x, tau, vth, group, dim),
-                        lambda: _torch_backward(grad, x, tau, vth, group, dim))
+    grad_x, grad_tau, grad_vth = dispatch.run(
+        'lif', impl, x, lambda: lif_triton.backward(grad, x, tau, vth, group, dim),
+        lambda: _torch_backward(grad, x, tau, vth, group, dim))
+    return dispatch.like(x, grad_x), grad_tau, grad_vth
 
 
 def _lif_backward_fake(grad, x, tau, vth, group, dim, impl):
-    return x.new_empty(x.shape), tau.new_empty(tau.shape), vth.new_empty(vth.shape)
+    return torch.empty_like(x), tau.new_empty(tau.shape), vth.new_empty(vth.shape)
 
 
 _lif_backward_op = dispatch.define_op('lif_backward', _lif_backward, _lif_backward_fake)

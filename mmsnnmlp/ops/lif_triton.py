@@ -37,7 +37,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from .dispatch import add_combine, jit, triton
+from .dispatch import NO_FP_FUSION, add_combine, jit, triton
 
 if triton is not None:
     import triton.language as tl
@@ -50,15 +50,16 @@ else:  # lets the kernel signature below parse; nothing here runs without triton
 # --------------------------------------------------------------------------
 # Portability (triton 2.1 to 3.8, compiled and interpreted): the kernels use
 # only Triton builtins plus dispatch.add_combine (tl.sum/tl.zeros are jit
-# functions made at import, which older interpreters refuse), and every loop
-# bound is a constexpr (the triton 3.6 interpreter cannot turn a runtime
-# int into a range() bound under numpy >= 2.4).
+# functions made at import, which the interpreter refuses unless
+# TRITON_INTERPRET was set before that import), and every loop bound is a
+# constexpr (the triton 3.6 interpreter cannot turn a runtime int into a
+# range() bound under numpy >= 2.4).
 
 
 def lif_kernel(x_ptr, g_ptr, y_ptr, part_tau_ptr, part_vth_ptr, tau_ptr, vth_ptr,
-                n_lines, length, inner, group, groups_per_line,
-                ALONG_W: tl.constexpr, BACKWARD: tl.constexpr, BLOCK: tl.constexpr,
-                MAX_GROUP: tl.constexpr):
+               n_lines, length, inner, group, groups_per_line,
+               ALONG_W: tl.constexpr, BACKWARD: tl.constexpr, BLOCK: tl.constexpr,
+               MAX_GROUP: tl.constexpr):
     """Forward (BACKWARD=False): y = LIF(x).
 
     Backward: y = dL/dx given g = dL/dout, and this program's partial sums of
@@ -170,7 +171,7 @@ def _launch(x: Tensor, g: Optional[Tensor], y: Tensor, tau: Tensor, vth: Tensor,
         MAX_GROUP=triton.next_power_of_2(size),
         num_warps=max(1, min(4, block // 128)),
         # no FMA contraction: round tau * o + x like the reference's two ops
-        enable_fp_fusion=False)
+        **NO_FP_FUSION)
     return partials
 
 

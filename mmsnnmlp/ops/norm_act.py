@@ -62,7 +62,7 @@ def _torch_forward(x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor], 
                    gelu: bool, out_dtype: torch.dtype) -> Tuple[Tensor, Tensor, Tensor]:
     ctype = compute_dtype(x)
     n, c = x.shape[:2]
-    xc = x.to(ctype).contiguous()
+    xc = x.to(ctype)  # PyTorch's kernels take channels_last too
     w = None if weight is None else weight.to(ctype)
     b = None if bias is None else bias.to(ctype)
     if x.device.type == 'cpu':
@@ -84,7 +84,7 @@ def _torch_backward(grad: Tensor, x: Tensor, weight: Optional[Tensor], bias: Opt
                     ) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
     ctype = compute_dtype(x)
     n, c = x.shape[:2]
-    xc, g = x.to(ctype).contiguous(), grad.to(ctype).contiguous()
+    xc, g = x.to(ctype), dispatch.like(x, grad.to(ctype))
     w = None if weight is None else weight.to(ctype)
     xhat = None
     if gelu:  # recompute GELU's input z
@@ -118,15 +118,16 @@ def _forward(x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor], eps: f
              gelu: bool, impl: str, out_dtype: torch.dtype) -> Tuple[Tensor, Tensor, Tensor]:
     from . import norm_act_triton
     act = 'gelu' if gelu else None
-    return dispatch.run(
+    y, mean, rstd = dispatch.run(
         'norm_act', impl, x,
         lambda: norm_act_triton.forward(x, weight, bias, eps, act, out_dtype),
         lambda: _torch_forward(x, weight, bias, eps, gelu, out_dtype))
+    return dispatch.like(x, y), mean, rstd
 
 
 def _forward_fake(x, weight, bias, eps, gelu, impl, out_dtype):
     ctype = compute_dtype(x)
-    return (x.new_empty(x.shape, dtype=out_dtype), x.new_empty(x.shape[0], dtype=ctype),
+    return (torch.empty_like(x, dtype=out_dtype), x.new_empty(x.shape[0], dtype=ctype),
             x.new_empty(x.shape[0], dtype=ctype))
 
 
@@ -140,15 +141,16 @@ def _backward(grad: Tensor, x: Tensor, weight: Optional[Tensor], bias: Optional[
         lambda: norm_act_triton.backward(grad, x, weight, bias, mean, rstd,
                                          'gelu' if gelu else None),
         lambda: _torch_backward(grad, x, weight, bias, mean, rstd, gelu))
+    dx = dispatch.like(x, dx.to(x.dtype))
     if weight is None:
-        return dx.to(x.dtype), x.new_empty(0), x.new_empty(0)
-    return dx.to(x.dtype), dweight.to(weight.dtype), dbias.to(bias.dtype)
+        return dx, x.new_empty(0), x.new_empty(0)
+    return dx, dweight.to(weight.dtype), dbias.to(bias.dtype)
 
 
 def _backward_fake(grad, x, weight, bias, mean, rstd, gelu, impl):
     if weight is None:
-        return x.new_empty(x.shape), x.new_empty(0), x.new_empty(0)
-    return x.new_empty(x.shape), weight.new_empty(weight.shape), bias.new_empty(bias.shape)
+        return torch.empty_like(x), x.new_empty(0), x.new_empty(0)
+    return torch.empty_like(x), weight.new_empty(weight.shape), bias.new_empty(bias.shape)
 
 
 _backward_op = dispatch.define_op('norm_act_backward', _backward, _backward_fake)

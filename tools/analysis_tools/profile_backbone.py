@@ -1,0 +1,101 @@
+"""Where an SNN-MLP forward spends its time: torch.profiler, by op and by
+kind of module (LIF, norms, 1x1 and depthwise convolutions, GELU).
+
+Example (the CPU detection case of the README)::
+
+    python tools/analysis_tools/profile_backbone.py --device cpu --threads 2 \\
+        --shape 1x3x800x1344
+"""
+import argparse
+import json
+from typing import Optional
+
+import torch
+from torch import nn
+from torch.profiler import ProfilerActivity, profile, record_function
+
+from mmsnnmlp.models import SNNMLP
+from mmsnnmlp.ops import LIF, NormAct
+from mmsnnmlp.utils import benchmark as bench
+
+KIND_COLUMNS = [('kind', 'module kind', ''), ('ms', 'ms', '.2f'), ('calls', 'calls', 'd'),
+                ('share', '% of forward', '.1f')]
+
+
+def module_kind(m: nn.Module) -> Optional[str]:
+    """A label for the leaf modules whose time is attributed."""
+    if isinstance(m, LIF):
+        return 'LIF'
+    if isinstance(m, NormAct):
+        return 'norm + GELU' if m.act else 'norm'
+    if isinstance(m, nn.Conv2d):
+        if m.groups > 1 and m.groups == m.in_channels:
+            return 'conv depthwise'
+        return 'conv 1x1' if m.kernel_size == (1, 1) else 'conv kxk'
+    if isinstance(m, nn.GELU):
+        return 'GELU'
+    return None
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
+                   choices=['cpu', 'cuda'])
+    p.add_argument('--arch', default='tiny')
+    p.add_argument('--impl', default='auto', choices=['auto', 'torch', 'triton', 'reference'])
+    p.add_argument('--shape', default='1x3x800x1344', help='det, seg, cls or NxCxHxW')
+    p.add_argument('--dtype', default='fp32', choices=list(bench.DTYPES))
+    p.add_argument('--threads', type=int, default=None)
+    p.add_argument('--warmup', type=int, default=2)
+    p.add_argument('--rows', type=int, default=15, help='ops listed')
+    p.add_argument('--json', metavar='OUT')
+    args = p.parse_args(argv)
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    shape = bench.parse_shape(args.shape)
+    model = SNNMLP(arch=args.arch, impl=args.impl).to(device)
+    for m in model.modules():  # each leaf module's inclusive time as one event
+        kind = module_kind(m)
+        if kind is not None:
+            def labelled(*a, _f=m.forward, _k=kind, **kw):
+                with record_function(f'module::{_k}'):
+                    return _f(*a, **kw)
+            m.forward = labelled
+    step = bench.make_step(model, torch.randn(shape, device=device), 'fwd',
+                           bench.DTYPES[args.dtype])
+    for _ in range(max(args.warmup, 1)):
+        step()
+    bench.sync(device)
+    on_gpu = device.type == 'cuda'
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])
+    with profile(activities=activities) as prof:
+        with record_function('module::SNNMLP (total)'):
+            step()
+        bench.sync(device)
+    events = prof.key_averages()
+    print(events.table(sort_by='self_cuda_time_total' if on_gpu else 'self_cpu_time_total',
+                       row_limit=args.rows))
+
+    def inclusive_us(e):
+        return getattr(e, 'device_time_total', 0) if on_gpu else e.cpu_time_total
+    kinds = {e.key[len('module::'):]: (inclusive_us(e), e.count)
+             for e in events if e.key.startswith('module::')}
+    total = kinds.pop('SNNMLP (total)')[0]
+    rows = [dict(kind=k, ms=round(us / 1e3, 2), calls=n, share=round(100 * us / total, 1))
+            for k, (us, n) in sorted(kinds.items(), key=lambda kv: -kv[1][0])]
+    other = total - sum(us for us, _ in kinds.values())
+    rows.append(dict(kind='other (adds, merging, pads, ...)', ms=round(other / 1e3, 2),
+                     calls=None, share=round(100 * other / total, 1)))
+    rows.append(dict(kind='total forward', ms=round(total / 1e3, 2), calls=1, share=100.0))
+    print(f'\nSNN-MLP-{args.arch} forward {bench.shape_text(shape)} {args.dtype} on {device}, '
+          f'impl={args.impl}: time by module kind (inclusive, profiler overhead included)')
+    print(bench.text_table(rows, KIND_COLUMNS))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(dict(environment=bench.environment(device), by_kind=rows), f, indent=1)
+    return rows
+
+
+if __name__ == '__main__':
+    main()
