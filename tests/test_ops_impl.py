@@ -221,6 +221,7 @@ def test_mmengine_compile_trains_the_toy_segmentor(tmp_path):
     about 10 minutes on 2 cores here and trains the same)."""
     from mmengine.config import Config
     from mmengine.runner import Runner
+    from mmsnnmlp.engine import keep_optimizer_step_eager
     root = osp.dirname(osp.dirname(osp.abspath(__file__)))
     subprocess.run([sys.executable, f'{root}/tools/misc/make_toy_data.py', '--out',
                     str(tmp_path / 'data/toy'), '--num-train', '4', '--num-val', '2',
@@ -233,11 +234,7 @@ def test_mmengine_compile_trains_the_toy_segmentor(tmp_path):
                          'train_dataloader.batch_size': 2, 'default_hooks.logger.interval': 1,
                          'default_hooks.checkpoint.interval': 100})
     runner = Runner.from_cfg(cfg)
-    # mmengine keeps param groups as ConfigDicts, which dynamo cannot trace
-    # through optimizer.step (torch 2.14); the step runs eagerly instead
-    runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
-    optimizer = runner.optim_wrapper.optimizer
-    optimizer.step = torch._dynamo.disable(optimizer.step)
+    keep_optimizer_step_eager(runner)  # as tools/train.py does with compile on
     runner.train()
     assert runner.iter == 2
     assert hasattr(runner.model.train_step, '_torchdynamo_orig_callable')  # compiled

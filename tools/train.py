@@ -11,11 +11,13 @@ import argparse
 import os
 import sys
 
+import torch
+
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmsnnmlp  # noqa: F401  registers SNNMLP and the hooks, makes checkpoint I/O safe
-from mmsnnmlp.engine import WorkDirBusy, lock_work_dir
+from mmsnnmlp.engine import WorkDirBusy, keep_optimizer_step_eager, lock_work_dir
 from mmsnnmlp.models import SNNMLP, CheckpointError
 from mmsnnmlp.utils import DataError, check_data
 from mmsnnmlp.utils.config import (add_launch_args, dataloader_keys, end_launch, launcher_rank,
@@ -59,6 +61,9 @@ def check_backbone(cfg, config_path: str) -> None:
 def apply_args(cfg, args) -> None:
     """--amp, --auto-scale-lr and --resume, as mmdet's train.py applies them."""
     if args.amp:
+        if not torch.cuda.is_available():
+            sys.exit('--amp needs a CUDA GPU (mmengine\'s AmpOptimWrapper); CPU training runs '
+                     'in float32')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
     if args.auto_scale_lr:
@@ -93,6 +98,8 @@ def main(argv=None):
             except DataError as err:
                 sys.exit(f'Data check failed: {err}')
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    if cfg.get('compile'):
+        keep_optimizer_step_eager(runner)
     try:
         runner.train()
     except (CheckpointError, WorkDirBusy) as err:

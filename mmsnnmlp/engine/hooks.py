@@ -155,3 +155,13 @@ def _fsync(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def keep_optimizer_step_eager(runner) -> None:
+    """For mmengine's ``compile=True``: build the runner's optimizer now and
+    exclude its ``step`` from compilation. mmengine keeps param groups as
+    ConfigDicts, which dynamo cannot trace through (torch 2.14); the model's
+    forward and backward are still compiled."""
+    runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
+    optimizer = runner.optim_wrapper.optimizer
+    optimizer.step = torch._dynamo.disable(optimizer.step)
