@@ -131,3 +131,11 @@ def test_auto_scale_lr_switch(tools, tmp_path):
     with pytest.raises(SystemExit, match='needs auto_scale_lr.base_batch_size'):
         train_tool.main([str(bare), '--work-dir', str(tmp_path / 'd'), '--no-data-check',
                          '--auto-scale-lr'])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU-only refusal')
+def test_amp_refused_without_a_gpu(tools, tmp_path):
+    train_tool, _ = tools
+    with pytest.raises(SystemExit, match='--amp needs a CUDA GPU'):
+        train_tool.main([DET, '--work-dir', str(tmp_path / 'a'), '--no-data-check', '--amp'])
+    assert FakeRunner.built == []

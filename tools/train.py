@@ -12,7 +12,6 @@ import os
 import sys
 
 import torch
-
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
