@@ -23,7 +23,11 @@ SHAPES = {'det': (2, 3, 800, 1344), 'seg': (2, 3, 512, 512)}
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 SNNMLP_ARCHS = {'snnmlp-t': 'tiny', 'snnmlp-s': 'small', 'snnmlp-b': 'base'}
 SWIN_DEPTHS = {'swin-t': (2, 2, 6, 2), 'swin-s': (2, 2, 18, 2)}
-MODELS = tuple(SNNMLP_ARCHS) + ('snnmlp-t-ref',) + tuple(SWIN_DEPTHS) + ('resnet50',)
+# timm's ImageNet classifiers (ours are registered by mmsnnmlp), for img/s at
+# 224x224 as the authors' get_throughput.sh measures it
+CLASSIFIERS = ('snnmlp_tiny', 'snnmlp_small', 'snnmlp_base', 'swin_tiny_patch4_window7_224',
+               'swin_small_patch4_window7_224')
+MODELS = tuple(SNNMLP_ARCHS) + ('snnmlp-t-ref',) + tuple(SWIN_DEPTHS) + ('resnet50',) + CLASSIFIERS
 
 
 def parse_shape(text: str, batch: int = 1) -> Tuple[int, int, int, int]:
@@ -111,6 +115,10 @@ def build_backbone(name: str, shape: Sequence[int], baselines: str = 'auto',
         model = SNNMLP(arch=SNNMLP_ARCHS[name[:8]], out_indices=out_indices,
                        impl='reference' if ref else 'auto')
         return model, 'mmsnnmlp, unfused reference' if ref else 'mmsnnmlp'
+    if name in CLASSIFIERS:
+        import timm
+        import mmsnnmlp  # noqa: F401  registers the snnmlp_* models when timm imports
+        return timm.create_model(name), 'timm classifier'
     mm = _mmdet_backbones() if baselines in ('auto', 'mmdet') else None
     if mm is None and baselines == 'mmdet':
         raise RuntimeError("baselines='mmdet': mmdet's backbones do not import here")

@@ -7,7 +7,9 @@ for machines shared with other work; CPU rows also give the process CPU time.
 
 Models: snnmlp-t/s/b (mmsnnmlp, ``impl='auto'``), snnmlp-t-ref (SNN-MLP-T on
 the unfused reference ops: the official model's computation), swin-t/s and
-resnet50 (mmdet's where it imports, else timm's / torchvision's).
+resnet50 (mmdet's where it imports, else timm's / torchvision's) as backbones;
+and timm's ImageNet classifiers snnmlp_tiny/small/base and
+swin_tiny/small_patch4_window7_224 (with head), for img/s at 224x224.
 
 Examples::
 
@@ -17,6 +19,9 @@ Examples::
     # detection shape, training step, bf16 autocast, compiled too, to JSON
     python tools/analysis_tools/benchmark_backbone.py --shape det --mode train \\
         --dtype bf16 --compile --json bench.json
+    # ImageNet throughput as the authors' get_throughput.sh (batch 64, 224x224)
+    python tools/analysis_tools/benchmark_backbone.py --shape cls --batch 64 \\
+        --models snnmlp_tiny snnmlp_small snnmlp_base swin_tiny_patch4_window7_224
 
 The fused ops alone: benchmark_ops.py; where a forward spends its time:
 profile_backbone.py; the full GPU report: gpu_report.py.
