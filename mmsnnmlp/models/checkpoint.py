@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 __all__ = ['CheckpointError', 'safe_load', 'is_url', 'download_to_cache', 'extract_state_dict',
            'to_backbone_state_dict', 'compare_state_dicts', 'check_state_dict_fits',
-           'load_backbone_weights', 'describe_arch', 'safe_globals']
+           'load_backbone_weights', 'describe_arch', 'safe_globals', 'lif_keys_hint']
 
 CLASSIFIER_PREFIXES = ('head.', 'norm.')
 OUTPUT_NORM_PREFIX = 'out_norms.'
@@ -293,6 +293,27 @@ def compare_state_dicts(own: Mapping[str, Tensor], state: Mapping[str, Tensor],
     return missing, unexpected, mismatched
 
 
+def lif_keys_hint(missing: List[str], unexpected: List[str]) -> str:
+    """Advice when the only difference is the LIF neurons' tau/Vth keys: a
+    checkpoint trained with fixed tau/Vth lacks them (the official
+    ``--lif_fix_tau``/``--lif_fix_vth``); '' otherwise."""
+    def lif_names(keys):
+        if not keys or not all(k.endswith(('.tau', '.Vth')) for k in keys):
+            return None
+        return [n for n in ('tau', 'Vth') if any(k.endswith('.' + n) for k in keys)]
+    absent, extra = lif_names(missing), lif_names(unexpected)
+    if absent and not unexpected:
+        flags = ', '.join(f'lif_fix_{n.lower()}=True' for n in absent)
+        return (f'The checkpoint has no {"/".join(absent)} for these LIF neurons: it was trained '
+                f'with them fixed. Build the model with {flags} and the values it was trained '
+                'with (lif_tau, lif_vth).')
+    if extra and not missing:
+        return (f'The model fixes {"/".join(extra)} (lif_fix_tau/lif_fix_vth) but the checkpoint '
+                'holds trained values: build it without fixing them (learn_tau/learn_vth=False '
+                'keeps the checkpoint\'s values frozen).')
+    return ''
+
+
 def _mismatch_message(header: str, missing, unexpected, mismatched) -> str:
     lines = [header]
     if missing:
@@ -301,6 +322,9 @@ def _mismatch_message(header: str, missing, unexpected, mismatched) -> str:
         lines.append(f'unexpected keys ({len(unexpected)}): {_short(unexpected)}')
     if mismatched:
         lines.append(f'shape mismatch ({len(mismatched)}): {_short(mismatched, 4)}')
+    hint = '' if mismatched else lif_keys_hint(missing, unexpected)
+    if hint:
+        lines.append(hint)
     return '\n'.join(lines)
 
 
