@@ -18,6 +18,8 @@ Models:
 Maps: by default each panel averages over channels, so "fires" shows the
 fraction of channels firing at each position (a local firing rate in [0, 1]);
 ``--channel K`` shows channel K alone (fires is then 0 or 1). Batch element 0.
+In "fires", red marks the rows (along H) or columns (along W) after the last
+full group, which the neuron passes through unprocessed.
 
 Firing rate of a LIF neuron layer: positions where u > Vth, divided by the
 positions the neuron processes (all channels and positions of the full
@@ -134,6 +136,11 @@ class Recorder:
                                  f'{x.shape[1]} channels')
             self.maps[name] = {col: pick(t).cpu().numpy()
                                for col, t in zip(COLUMNS, (x, u, fired, out))}
+            tail = self.maps[name][COLUMNS[2]]
+            if module.dim == 2:  # rows / columns the neuron passes through: no spikes to show
+                tail[processed:] = np.nan
+            else:
+                tail[:, processed:] = np.nan
 
 
 def _value(scalar) -> float:
@@ -315,6 +322,7 @@ def draw(recorder: Recorder, rates: Dict, chosen: Sequence[str], net_input: Tens
     ax.set_ylabel('firing rate')
     ax.set_title('firing rate of every block (drawn below: orange)', fontsize=9)
     what = 'channel mean' if recorder.channel is None else f'channel {recorder.channel}'
+    spikes = matplotlib.colormaps['gray'].with_extremes(bad='tab:red')  # red: the tail
     for row, name in enumerate(names, start=1):
         maps, entry = recorder.maps[name], recorder.counts[name]
         # x, u and the output on one colour scale, so their values compare
@@ -323,13 +331,15 @@ def draw(recorder: Recorder, rates: Dict, chosen: Sequence[str], net_input: Tens
         for col, column in enumerate(COLUMNS):
             ax = fig.add_subplot(grid[row, col])
             if column == COLUMNS[2]:
-                image = ax.imshow(maps[column], cmap='gray', vmin=0, vmax=1)
+                image = ax.imshow(maps[column], cmap=spikes, vmin=0, vmax=1)
             else:
                 image = ax.imshow(maps[column], cmap='viridis', vmin=low, vmax=high)
             fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02)
             ax.set_xticks([])
             ax.set_yticks([])
             label = column if row > 1 else f'{column} ({what})'
+            if column == COLUMNS[2] and row == 1:
+                label += '\nred: tail after the last full group (passes through)'
             ax.set_title(label, fontsize=8)
             if col == 0:
                 ax.set_ylabel(f'{name}\nalong {entry["along"]}, group {entry["group"]}\n'
