@@ -24,8 +24,9 @@ full group, which the neuron passes through unprocessed.
 Firing rate of a LIF neuron layer: positions where u > Vth, divided by the
 positions the neuron processes (all channels and positions of the full
 groups; the tail rows/columns after the last full group pass through and are
-not counted). A block's rate pools all its LIF neurons. Neurons switched off
-(``lif_group=-1``) are listed with a rate of null.
+not counted), over every call (a sliding-window test runs the backbone once
+per crop). A block's rate pools all its LIF neurons. Neurons switched off
+(``lif_group=-1``), or whose axis is shorter than one group, have a rate of null.
 
 Examples::
 
@@ -81,10 +82,10 @@ class Recorder:
     """Forward hooks on every :class:`~mmsnnmlp.ops.LIF` inside ``model``.
 
     Every call of a LIF neuron is replayed with :func:`~mmsnnmlp.ops.lif_trace`
-    (the reference recurrence) on its recorded input: its spike counts go to
-    :attr:`counts`, and for neurons under ``keep`` (module-name prefixes) the
-    maps of batch element 0 go to :attr:`maps`. The replayed output must match
-    the model's own."""
+    (the reference recurrence) on its recorded input: its spike counts add up
+    in :attr:`counts`, and for neurons under ``keep`` (module-name prefixes)
+    the maps of the first call's batch element 0 go to :attr:`maps`. The
+    replayed output must match the model's own."""
 
     def __init__(self, model: nn.Module, keep: Sequence[str] = (), channel: Optional[int] = None):
         self.neurons = OrderedDict((name, m) for name, m in model.named_modules()
@@ -109,12 +110,11 @@ class Recorder:
         return hook
 
     def _record(self, name: str, module: LIF, x: Tensor, output: Tensor) -> None:
-        entry = dict(along='H' if module.dim == 2 else 'W', group=module.group,
-                     tau=_value(module.tau), Vth=_value(module.Vth), shape=list(x.shape))
-        if name in self.counts:
-            raise RuntimeError(f'{name} ran twice in one forward; the recorder counts one call')
+        entry = self.counts.setdefault(name, dict(
+            along='H' if module.dim == 2 else 'W', group=module.group, tau=_value(module.tau),
+            Vth=_value(module.Vth), shape=list(x.shape), fired=None, positions=None,
+            firing_rate=None))
         if module.group == -1:  # switched off: the identity
-            self.counts[name] = dict(entry, fired=None, positions=None, firing_rate=None)
             return
         x = x.float()
         out, u, fired = lif_trace(x, module.tau, module.Vth, module.group, module.dim)
@@ -125,10 +125,12 @@ class Recorder:
         size = length if module.group is None else module.group
         processed = (length // size) * size
         positions = x.numel() // length * processed
-        count = int(fired.sum())
-        self.counts[name] = dict(entry, fired=count, positions=positions,
-                                 firing_rate=count / positions if positions else None)
-        if name.startswith(self.keep):
+        # summed over calls (a sliding-window test runs the backbone once per crop)
+        entry['fired'] = (entry['fired'] or 0) + int(fired.sum())
+        entry['positions'] = (entry['positions'] or 0) + positions
+        if entry['positions']:
+            entry['firing_rate'] = entry['fired'] / entry['positions']
+        if name.startswith(self.keep) and name not in self.maps:  # the first call's maps
             pick = (lambda t: t[0].float().mean(0)) if self.channel is None else \
                 (lambda t: t[0, self.channel].float())
             if self.channel is not None and not 0 <= self.channel < x.shape[1]:
@@ -175,7 +177,8 @@ def firing_rates(counts: Dict[str, Dict]) -> Dict:
         block['firing_rate'] = block['fired'] / block['positions'] if block['positions'] else None
     return dict(
         definition='firing_rate = positions with u > Vth / positions the LIF processes (all '
-                   'channels, full groups only) on this image; a block pools its neurons',
+                   'channels, full groups only, every call) on this image; a block pools its '
+                   'neurons',
         neurons=counts, blocks=blocks)
 
 
@@ -342,9 +345,10 @@ def draw(recorder: Recorder, rates: Dict, chosen: Sequence[str], net_input: Tens
                 label += '\nred: tail after the last full group (passes through)'
             ax.set_title(label, fontsize=8)
             if col == 0:
+                rate = entry['firing_rate']  # None: the axis is shorter than one group
                 ax.set_ylabel(f'{name}\nalong {entry["along"]}, group {entry["group"]}\n'
                               f'tau {entry["tau"]:.3g}, Vth {entry["Vth"]:.3g}\n'
-                              f'rate {entry["firing_rate"]:.3f}', fontsize=7)
+                              f'rate {"n/a" if rate is None else f"{rate:.3f}"}', fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))  # room for the title
