@@ -400,8 +400,8 @@ def test_checkpoint_without_tau_vth_needs_the_fixed_variant(tmp_path):
 
     default = SNNMLP(NARROW)
     before = {k: v.clone() for k, v in default.state_dict().items()}
-    with pytest.raises(CheckpointError, match=r'missing keys \(20\): layers\.0\.blocks\.0\.'
-                       r'lif_module\.lif1\.tau(.|\n)*lif_fix_tau=True, lif_fix_vth=True'):
+    with pytest.raises(CheckpointError, match=r'lif_fix_tau=True, lif_fix_vth=True(.|\n)*'
+                       r'missing keys \(20\): layers\.0\.blocks\.0\.lif_module\.lif1\.tau'):
         load_backbone_weights(default, str(path))
     assert all(torch.equal(default.state_dict()[k], v) for k, v in before.items())  # untouched
     # tau only fixed: the checkpoint must lack exactly the tau keys
@@ -410,8 +410,16 @@ def test_checkpoint_without_tau_vth_needs_the_fixed_variant(tmp_path):
     # the other way round: trained tau/Vth are not silently dropped by a fixed model
     full = tmp_path / 'learnable.pth'
     torch.save({k: v.float() for k, v in learnable.items()}, full)
-    with pytest.raises(CheckpointError, match=r'unexpected keys \(20\)(.|\n)*The model fixes'):
+    with pytest.raises(CheckpointError,
+                       match=r'The model fixes tau/Vth(.|\n)*unexpected keys \(20\)'):
         load_backbone_weights(fixed, str(full))
+    # one lost tau is damage, not a fixed-tau checkpoint: no such advice
+    damaged = {k: v.float() for k, v in learnable.items()
+               if k != 'layers.2.blocks.1.lif_module.lif1.tau'}
+    torch.save(damaged, path)
+    with pytest.raises(CheckpointError, match=r'missing keys \(1\)') as err:
+        load_backbone_weights(SNNMLP(NARROW), str(path))
+    assert 'trained with them fixed' not in str(err.value)
 
 
 # --------------------------------------------------------------------------

@@ -323,13 +323,14 @@ def load_released_weights(model: SNNMLPClassifier, checkpoint: Mapping[str, Any]
     if missing or unexpected or mismatched:
         lines = [f'{source} does not fit this SNN-MLP classifier (checkpoint: '
                  f'{describe_arch(state)}; model: {describe_arch(own)}).']
+        hint = '' if mismatched else lif_keys_hint(missing, unexpected, own)
+        lines += [hint] if hint else []
         for what, keys in (('missing keys', missing), ('unexpected keys', unexpected),
                            ('shape mismatch', mismatched)):
             if keys:
                 more = f' ... (+{len(keys) - 6} more)' if len(keys) > 6 else ''
                 lines.append(f'{what} ({len(keys)}): {", ".join(keys[:6])}{more}')
-        hint = '' if mismatched else lif_keys_hint(missing, unexpected)
-        raise CheckpointError('\n'.join(lines + ([hint] if hint else [])))
+        raise CheckpointError('\n'.join(lines))
     model.load_state_dict(state, strict=False)
 
 
