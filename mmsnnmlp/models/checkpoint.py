@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 __all__ = ['CheckpointError', 'safe_load', 'is_url', 'download_to_cache', 'extract_state_dict',
            'to_backbone_state_dict', 'compare_state_dicts', 'check_state_dict_fits',
-           'load_backbone_weights', 'describe_arch', 'safe_globals']
+           'load_backbone_weights', 'describe_arch', 'safe_globals', 'lif_keys_hint']
 
 CLASSIFIER_PREFIXES = ('head.', 'norm.')
 OUTPUT_NORM_PREFIX = 'out_norms.'
@@ -293,8 +293,35 @@ def compare_state_dicts(own: Mapping[str, Tensor], state: Mapping[str, Tensor],
     return missing, unexpected, mismatched
 
 
-def _mismatch_message(header: str, missing, unexpected, mismatched) -> str:
+def lif_keys_hint(missing: List[str], unexpected: List[str], own_keys) -> str:
+    """Advice when the only difference is that one side has no tau or no Vth keys
+    at all: a checkpoint trained with fixed values (the official
+    ``--lif_fix_tau``/``--lif_fix_vth``) lacks them, and a model built with
+    ``lif_fix_tau``/``lif_fix_vth`` has none. '' otherwise (a single lost key
+    is damage, not a variant)."""
+    own = {n: {k for k in own_keys if k.endswith('.' + n)} for n in ('tau', 'Vth')}
+    if missing and not unexpected:
+        absent = [n for n in ('tau', 'Vth') if own[n] and own[n] <= set(missing)]
+        if absent and set(missing) == set().union(*(own[n] for n in absent)):
+            flags = ', '.join(f'lif_fix_{n.lower()}=True' for n in absent)
+            return (f'The checkpoint has no {"/".join(absent)} for any LIF neuron: it was '
+                    f'trained with them fixed. Build the model with {flags} and the values it '
+                    'was trained with (lif_tau, lif_vth).')
+    if unexpected and not missing:
+        extra = [n for n in ('tau', 'Vth') if not own[n]
+                 and any(k.endswith('.' + n) for k in unexpected)]
+        if extra and all(k.endswith(tuple('.' + n for n in extra)) for k in unexpected):
+            return (f'The model fixes {"/".join(extra)} (lif_fix_tau/lif_fix_vth) but the '
+                    'checkpoint holds trained values: build it without fixing them '
+                    '(learn_tau/learn_vth=False keeps the checkpoint\'s values frozen).')
+    return ''
+
+
+def _mismatch_message(header: str, missing, unexpected, mismatched, own_keys=()) -> str:
     lines = [header]
+    hint = '' if mismatched else lif_keys_hint(missing, unexpected, own_keys)
+    if hint:
+        lines.append(hint)
     if missing:
         lines.append(f'missing keys ({len(missing)}): {_short(missing)}')
     if unexpected:
@@ -321,7 +348,7 @@ def check_state_dict_fits(model: nn.Module, checkpoint: Any, source: str) -> Dic
     if missing or unexpected or mismatched:
         raise CheckpointError(_mismatch_message(
             f'Checkpoint {source} does not fit this {type(model).__name__} model (was it '
-            'trained with another config?).', missing, unexpected, mismatched))
+            'trained with another config?).', missing, unexpected, mismatched, own))
     return state
 
 
@@ -342,7 +369,7 @@ def load_backbone_weights(model: nn.Module, path_or_url: str, logger=None) -> Di
         raise CheckpointError(_mismatch_message(
             f'Checkpoint {path_or_url} does not fit this SNNMLP (checkpoint: '
             f'{describe_arch(state)}; model: {describe_arch(own)}).',
-            missing, unexpected, mismatched))
+            missing, unexpected, mismatched, own))
     model.load_state_dict(state, strict=False)
     fresh = [k for k in own if k not in state]
     if logger is not None:

@@ -7,9 +7,10 @@ the LIF module's first two) run as one fused op, :func:`mmsnnmlp.ops.norm_act`;
 ``impl`` picks the implementation of every fused op. This file imports neither mmdet nor
 mmseg; :mod:`mmsnnmlp.registration` hooks it into their registries.
 """
+import functools
 import math
 import warnings
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +20,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from ..ops import LIF, NormAct, set_impl
+from .axial_ops import AxialLIF, AxialShift
 from .checkpoint import load_backbone_weights
 
 ARCH_SETTINGS: Dict[str, Dict] = {
@@ -97,12 +99,12 @@ class PatchMerging(nn.Module):
 
 
 class Mlp(nn.Module):
-    """Channel MLP of 1x1 convolutions."""
+    """Channel MLP of 1x1 convolutions; ``act`` replaces its GELU."""
 
-    def __init__(self, dim: int, hidden: int, drop: float = 0.0):
+    def __init__(self, dim: int, hidden: int, drop: float = 0.0, act: Optional[nn.Module] = None):
         super().__init__()
         self.fc1 = nn.Conv2d(dim, hidden, 1)
-        self.act = nn.GELU()
+        self.act = nn.GELU() if act is None else act
         self.fc2 = nn.Conv2d(hidden, dim, 1)
         self.drop = nn.Dropout(drop)
 
@@ -110,49 +112,109 @@ class Mlp(nn.Module):
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
 
 
-class LIFModule(nn.Module):
-    """Token mixer: 1x1 conv, depthwise 3x3, then LIF along H and along W.
+TOKEN_MIXERS = ('lif', 'axial_shift', 'none')
+LIF_PLACEMENTS = (None, 'after_stage', 'replace_gelu')
+# The block's attribute (state-dict key) for each token mixer: the released SNN-MLP's,
+# AS-MLP's, and a neutral one for the mixer without an axial op.
+MIXER_KEYS = {'lif': 'lif_module', 'axial_shift': 'axial_shift', 'none': 'token_mixer'}
 
-    ``norm1`` and ``norm2`` include the GELU that follows each of them."""
 
-    def __init__(self, dim: int, lif_group: Optional[int] = 4, **lif_kwargs):
+class TokenMixer(nn.Module):
+    """Token mixing: 1x1 conv, depthwise 3x3, then two branches, each an axial
+    op, a 1x1 conv and a GELU; their sum, a norm and a 1x1 conv.
+
+    ``norm1`` and ``norm2`` include the GELU that follows each of them.
+
+    Args:
+        dim (int): channels.
+        axial_op (str): the op of the branches. 'lif' (SNN-MLP): LIF along H
+            (``lif1``) before ``conv2_1``, along W (``lif2``) before
+            ``conv2_2``. 'axial_shift' (AS-MLP): shift along W before
+            ``conv2_1``, along H before ``conv2_2`` (AS-MLP's order, so its
+            weights keep their meaning). 'none': both branches see the input
+            as it is.
+        dwconv (bool): with the depthwise conv ``dw1`` and its norm. Without,
+            the norms are numbered on (``norm1``, then ``norm2`` before
+            ``conv3``): the AS-MLP module's keys.
+        lif_group (int | None): LIF group size (-1: LIF off, tau/Vth kept).
+        shift_size, shift_dilation (int): of the axial shift.
+        lif_act (callable, optional): builds a LIF layer that replaces every
+            GELU here (Table 8's 'replace_gelu'); None keeps the GELUs.
+        **lif_kwargs: tau/Vth options of every LIF neuron.
+    """
+
+    def __init__(self, dim: int, axial_op: str = 'lif', dwconv: bool = True,
+                 lif_group: Optional[int] = 4, shift_size: int = 5, shift_dilation: int = 1,
+                 lif_act: Optional[Callable[[], nn.Module]] = None, **lif_kwargs):
         super().__init__()
+        gelu = None if lif_act else 'gelu'  # fused into the norm, unless a LIF replaces it
         self.conv1 = nn.Conv2d(dim, dim, 1)
-        self.norm1 = norm(dim, act='gelu')
-        self.dw1 = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
-        self.norm2 = norm(dim, act='gelu')
-        self.lif1 = LIF(dim=2, group=lif_group, **lif_kwargs)
-        self.lif2 = LIF(dim=3, group=lif_group, **lif_kwargs)
+        self.norm1 = norm(dim, act=gelu)
+        self.act1 = lif_act() if lif_act else nn.Identity()
+        if dwconv:
+            self.dw1 = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+            self.norm2 = norm(dim, act=gelu)
+            self.act_dw = lif_act() if lif_act else nn.Identity()
+        else:
+            self.dw1 = None
+        if axial_op == 'lif':
+            self.lif1 = LIF(dim=2, group=lif_group, **lif_kwargs)
+            self.lif2 = LIF(dim=3, group=lif_group, **lif_kwargs)
+            self.branch_ops = ('lif1', 'lif2')
+        elif axial_op == 'axial_shift':
+            self.shift_w = AxialShift(shift_size, dim=3, dilation=shift_dilation)
+            self.shift_h = AxialShift(shift_size, dim=2, dilation=shift_dilation)
+            self.branch_ops = ('shift_w', 'shift_h')
+        else:
+            self.branch_ops = ()
         self.conv2_1 = nn.Conv2d(dim, dim, 1)
         self.conv2_2 = nn.Conv2d(dim, dim, 1)
-        self.norm3 = norm(dim)
+        self.act2_1 = lif_act() if lif_act else nn.GELU()
+        self.act2_2 = lif_act() if lif_act else nn.GELU()
+        # the last norm: norm3 after dw1's norm2, else norm2 (both released layouts)
+        self.add_module('norm3' if dwconv else 'norm2', norm(dim))
         self.conv3 = nn.Conv2d(dim, dim, 1)
-        self.act = nn.GELU()
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.norm1(self.conv1(x))  # norm + GELU
-        x = self.norm2(self.dw1(x))  # norm + GELU
-        along_h = self.act(self.conv2_1(self.lif1(x)))
-        along_w = self.act(self.conv2_2(self.lif2(x)))
-        return self.conv3(self.norm3(along_h + along_w))
+        x = self.act1(self.norm1(self.conv1(x)))  # norm + GELU (or norm, then LIF)
+        if self.dw1 is not None:
+            x = self.act_dw(self.norm2(self.dw1(x)))
+            last_norm = self.norm3
+        else:
+            last_norm = self.norm2
+        if self.branch_ops:
+            first, second = (getattr(self, op)(x) for op in self.branch_ops)
+        else:  # no axial op: the branches mix channels only
+            first = second = x
+        first = self.act2_1(self.conv2_1(first))
+        second = self.act2_2(self.conv2_2(second))
+        return self.conv3(last_norm(first + second))
 
 
 class SNNMLPBlock(nn.Module):
-    """Pre-norm residual block: LIF token mixing, then the channel MLP."""
+    """Pre-norm residual block: token mixing, then the channel MLP.
+
+    The token mixer sits under the key :data:`MIXER_KEYS` names for
+    ``token_mixer`` (``lif_module`` for SNN-MLP's)."""
 
     def __init__(self, dim: int, mlp_ratio: float = 4.0, drop: float = 0.0,
                  drop_path_prob: float = 0.0, lif_group: Optional[int] = 4,
-                 with_cp: bool = False, **lif_kwargs):
+                 with_cp: bool = False, token_mixer: str = 'lif', dwconv: bool = True,
+                 shift_size: int = 5, shift_dilation: int = 1,
+                 lif_act: Optional[Callable[[], nn.Module]] = None, **lif_kwargs):
         super().__init__()
         self.with_cp = with_cp
         self.norm1 = norm(dim)
-        self.lif_module = LIFModule(dim, lif_group, **lif_kwargs)
+        self.mixer_key = MIXER_KEYS[token_mixer]
+        self.add_module(self.mixer_key, TokenMixer(
+            dim, token_mixer, dwconv, lif_group, shift_size, shift_dilation, lif_act,
+            **lif_kwargs))
         self.drop_path = DropPath(drop_path_prob)
         self.norm2 = norm(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop, act=lif_act() if lif_act else None)
 
     def _forward(self, x: Tensor) -> Tensor:
-        x = x + self.drop_path(self.lif_module(self.norm1(x)))
+        x = x + self.drop_path(getattr(self, self.mixer_key)(self.norm1(x)))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -162,37 +224,80 @@ class SNNMLPBlock(nn.Module):
 
 
 class SNNMLPStage(nn.Module):
-    """Blocks at one resolution, then (except the last stage) patch merging."""
+    """Blocks at one resolution, optionally a LIF layer (``lif``, Table 8's
+    'after_stage'), then (except the last stage) patch merging."""
 
     def __init__(self, dim: int, depth: int, drop_path_probs: Sequence[float],
-                 downsample: bool, **block_kwargs):
+                 downsample: bool, lif_after: Optional[nn.Module] = None, **block_kwargs):
         super().__init__()
         self.blocks = nn.ModuleList(
             SNNMLPBlock(dim, drop_path_prob=p, **block_kwargs) for p in drop_path_probs)
         assert len(self.blocks) == depth
+        self.lif = lif_after
         self.downsample = PatchMerging(dim) if downsample else None
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         """Returns (features at this stage, input of the next stage)."""
         for block in self.blocks:
             x = block(x)
+        if self.lif is not None:
+            x = self.lif(x)
         return x, (self.downsample(x) if self.downsample is not None else x)
 
 
+def _check_variant(token_mixer: str, dwconv: bool, lif_placement: Optional[str],
+                  lif_group: Optional[int], shift_size: int, shift_dilation: int,
+                  lif_fix_tau: bool, lif_fix_vth: bool) -> None:
+    """Clear errors for the architecture options of :func:`build_stages`."""
+    if token_mixer not in TOKEN_MIXERS:
+        raise ValueError(f'token_mixer must be one of {TOKEN_MIXERS}, got {token_mixer!r}')
+    if lif_placement not in LIF_PLACEMENTS:
+        raise ValueError(f'lif_placement must be one of {LIF_PLACEMENTS}, got {lif_placement!r}')
+    if lif_group is not None and (isinstance(lif_group, bool) or not isinstance(lif_group, int)
+                                  or (lif_group < 1 and lif_group != -1)):
+        raise ValueError(f'lif_group must be an int >= 1, None (global LIF) or -1 (no LIF), '
+                         f'got {lif_group!r}')
+    for name, value in (('dwconv', dwconv), ('lif_fix_tau', lif_fix_tau),
+                        ('lif_fix_vth', lif_fix_vth)):
+        if not isinstance(value, bool):
+            raise ValueError(f'{name} must be True or False, got {value!r}')
+    if isinstance(shift_size, bool) or not isinstance(shift_size, int) or shift_size < 1 \
+            or shift_size % 2 == 0:
+        raise ValueError(f'shift_size must be an odd int >= 1 (AS-MLP: 5), got {shift_size!r}')
+    if isinstance(shift_dilation, bool) or not isinstance(shift_dilation, int) \
+            or shift_dilation < 1:
+        raise ValueError(f'shift_dilation must be an int >= 1 (AS-MLP: 1), got {shift_dilation!r}')
+
+
 def build_stages(embed_dims: int, depths: Sequence[int], drop_path_rate: float,
-                 **block_kwargs) -> nn.ModuleList:
+                 mlp_ratio: float = 4.0, drop: float = 0.0, with_cp: bool = False,
+                 token_mixer: str = 'lif', dwconv: bool = True,
+                 lif_placement: Optional[str] = None, lif_group: Optional[int] = 4,
+                 shift_size: int = 5, shift_dilation: int = 1, **lif_kwargs) -> nn.ModuleList:
     """The stages of SNN-MLP (released key names ``<i>.blocks.<j>``, ``<i>.downsample``).
 
     Stage i has ``embed_dims * 2**i`` channels and, except the last, ends with
     patch merging; stochastic depth rises linearly over all blocks to
-    ``drop_path_rate``. Shared by the detection backbone and the timm classifier."""
+    ``drop_path_rate``. Shared by the detection backbone and the timm classifier,
+    whose docstrings describe the options (:class:`SNNMLP`); ``lif_kwargs`` go
+    to every LIF neuron (``init_tau``, ``init_vth``, ``learn_tau``,
+    ``learn_vth``, ``fix_tau``, ``fix_vth``)."""
+    _check_variant(token_mixer, dwconv, lif_placement, lif_group, shift_size, shift_dilation,
+                  lif_kwargs.get('fix_tau', False), lif_kwargs.get('fix_vth', False))
     total = sum(depths)
     probs = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
+    lif_layer = functools.partial(AxialLIF, lif_group, **lif_kwargs)
     stages = nn.ModuleList()
     for i, depth in enumerate(depths):
         start = sum(depths[:i])
-        stages.append(SNNMLPStage(embed_dims * 2**i, depth, probs[start:start + depth],
-                                  downsample=i < len(depths) - 1, **block_kwargs))
+        stages.append(SNNMLPStage(
+            embed_dims * 2**i, depth, probs[start:start + depth],
+            downsample=i < len(depths) - 1,
+            lif_after=lif_layer() if lif_placement == 'after_stage' else None,
+            lif_act=lif_layer if lif_placement == 'replace_gelu' else None,
+            mlp_ratio=mlp_ratio, drop=drop, with_cp=with_cp, token_mixer=token_mixer,
+            dwconv=dwconv, lif_group=lif_group, shift_size=shift_size,
+            shift_dilation=shift_dilation, **lif_kwargs))
     return stages
 
 
@@ -255,12 +360,48 @@ class SNNMLP(BaseModule):
         drop_rate (float): dropout in the channel MLPs. Default: 0.
         drop_path_rate (float): stochastic depth, increasing linearly over
             the blocks to this value. Default: 0.2.
-        lif_group (int | None): LIF group size; None for global LIF.
-            Default: 4.
+        lif_group (int | None): LIF group size; None for global LIF (Table 7's
+            "global"); -1 for no LIF, the official code's ``lif=-1``: every
+            LIF neuron is the identity but keeps its tau/Vth, so checkpoints
+            trained that way load. Default: 4.
         lif_tau (float): initial tau of every LIF neuron. Default: 0.25.
         lif_vth (float): initial Vth of every LIF neuron. Default: 0.25.
         learn_tau (bool): train tau. Default: True.
         learn_vth (bool): train Vth. Default: True.
+        lif_fix_tau (bool): tau is the plain float ``lif_tau`` (Table 6's
+            fixed values; the official ``--lif_fix_tau``): no parameter and
+            no state-dict key, so checkpoints trained that way, which lack
+            the ``.tau`` keys, load (and checkpoints with them do not).
+            ``learn_tau=False`` instead keeps a frozen parameter and its
+            key. Default: False.
+        lif_fix_vth (bool): the same for Vth (``--lif_fix_vth``). Default: False.
+        token_mixer (str): the op of the token mixer's two branches (paper
+            Table 5). 'lif': LIF along H and along W (the paper's model);
+            'axial_shift': AS-MLP's axial shift along W and along H, with
+            ``shift_size`` and ``shift_dilation``; 'none': no op (the
+            branches mix channels only; spatial mixing is left to ``dwconv``).
+            The mixer's state-dict key: ``lif_module``, ``axial_shift`` (as
+            in AS-MLP) or ``token_mixer``. Default: 'lif'.
+        dwconv (bool): the depthwise 3x3 conv (+ norm + GELU) before the
+            branches (Table 5). Without it the mixer has AS-MLP's layout and
+            keys (its final norm is ``norm2``), so
+            ``token_mixer='axial_shift', dwconv=False`` is AS-MLP's block.
+            Default: True.
+        shift_size (int): axial shift channel groups, odd (AS-MLP: 5).
+            Default: 5.
+        shift_dilation (int): axial shift step in positions (AS-MLP: 1).
+            Default: 1.
+        lif_placement (str | None): LIF neurons outside the token mixer
+            (Table 8, whose other two rows keep the axial shift as the
+            mixer, i.e. ``token_mixer='axial_shift'``): 'after_stage' adds a
+            LIF layer (``layers.<i>.lif``) to the output of every stage,
+            before its patch merging (the stage's features include it);
+            'replace_gelu' replaces every GELU of every block (the token
+            mixer's four and the channel MLP's one) by a LIF layer. A LIF
+            layer there is LIF along H and along W of its input, averaged
+            (:class:`~mmsnnmlp.models.axial_ops.AxialLIF`). None: only the
+            token mixer's LIF ('lif'), the paper's model ("LIF replacing the
+            axial shift"). Default: None.
         out_indices (Sequence[int]): stages whose features are returned,
             each through its own GroupNorm. Default: (0, 1, 2, 3).
         frozen_stages (int): -1 freezes nothing, 0 the patch embedding, k > 0
@@ -293,6 +434,13 @@ class SNNMLP(BaseModule):
                  lif_vth: float = 0.25,
                  learn_tau: bool = True,
                  learn_vth: bool = True,
+                 lif_fix_tau: bool = False,
+                 lif_fix_vth: bool = False,
+                 token_mixer: str = 'lif',
+                 dwconv: bool = True,
+                 shift_size: int = 5,
+                 shift_dilation: int = 1,
+                 lif_placement: Optional[str] = None,
                  out_indices: Sequence[int] = (0, 1, 2, 3),
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
@@ -303,9 +451,6 @@ class SNNMLP(BaseModule):
         self.arch = arch
         self.embed_dims, self.depths = resolve_arch(arch)
         num_stages = len(self.depths)
-        if lif_group is not None and (isinstance(lif_group, bool) or not isinstance(lif_group, int)
-                                      or lif_group < 1):
-            raise ValueError(f'lif_group must be an int >= 1 or None (global LIF), got {lif_group!r}')
         self.out_indices = _check_out_indices(out_indices, num_stages)
         if not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= num_stages:
             raise ValueError(f'frozen_stages must be in [-1, {num_stages}], got {frozen_stages!r}')
@@ -332,7 +477,9 @@ class SNNMLP(BaseModule):
         self.num_features = [self.embed_dims * 2**i for i in range(num_stages)]
         self.layers = build_stages(
             self.embed_dims, self.depths, drop_path_rate, mlp_ratio=mlp_ratio, drop=drop_rate,
-            lif_group=lif_group, with_cp=with_cp, init_tau=lif_tau, init_vth=lif_vth,
+            with_cp=with_cp, token_mixer=token_mixer, dwconv=dwconv, lif_placement=lif_placement,
+            shift_size=shift_size, shift_dilation=shift_dilation, lif_group=lif_group,
+            init_tau=lif_tau, init_vth=lif_vth, fix_tau=lif_fix_tau, fix_vth=lif_fix_vth,
             learn_tau=learn_tau, learn_vth=learn_vth)
         self.out_norms = nn.ModuleDict(
             {str(i): norm(self.num_features[i], keep_float32=True) for i in self.out_indices})

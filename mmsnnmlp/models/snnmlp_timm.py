@@ -34,11 +34,12 @@ from timm.models import (adapt_input_conv, build_model_with_cfg, generate_defaul
                          is_model, model_entrypoint, register_model)
 from torch import Tensor, nn
 
-from .checkpoint import CheckpointError, describe_arch, extract_state_dict, safe_load
+from .checkpoint import (CheckpointError, describe_arch, extract_state_dict, lif_keys_hint,
+                         safe_load)
 from .snnmlp import ARCH_SETTINGS, PatchEmbed, build_stages, norm, resolve_arch
 
 __all__ = ['SNNMLPClassifier', 'checkpoint_filter_fn', 'load_released_weights',
-           'register_timm_models', 'create_from_checkpoint', 'classifier_arch',
+           'register_timm_models', 'create_from_checkpoint', 'classifier_arch', 'classifier_config',
            'REPORTED_TOP1', 'PAPER_TOP1', 'TIMM_MODEL_NAMES']
 
 _logger = logging.getLogger(__name__)
@@ -71,6 +72,9 @@ class SNNMLPClassifier(nn.Module):
         lif_tau, lif_vth (float): initial tau / Vth of every LIF neuron.
             Default: 0.25 each (checkpoint values override them).
         learn_tau, learn_vth (bool): train tau / Vth. Default: True.
+        lif_fix_tau, lif_fix_vth, token_mixer, dwconv, shift_size,
+            shift_dilation, lif_placement: the paper's ablations, as in
+            :class:`mmsnnmlp.models.SNNMLP`; the defaults are the paper's model.
     """
 
     def __init__(self,
@@ -88,7 +92,14 @@ class SNNMLPClassifier(nn.Module):
                  lif_tau: float = 0.25,
                  lif_vth: float = 0.25,
                  learn_tau: bool = True,
-                 learn_vth: bool = True):
+                 learn_vth: bool = True,
+                 lif_fix_tau: bool = False,
+                 lif_fix_vth: bool = False,
+                 token_mixer: str = 'lif',
+                 dwconv: bool = True,
+                 shift_size: int = 5,
+                 shift_dilation: int = 1,
+                 lif_placement: Optional[str] = None):
         super().__init__()
         embed_dim, depths = resolve_arch(dict(embed_dims=embed_dim, depths=depths))
         _check_global_pool(global_pool)
@@ -104,8 +115,10 @@ class SNNMLPClassifier(nn.Module):
         self.patch_embed = PatchEmbed(in_chans, embed_dim, patch_size)
         self.layers = build_stages(
             embed_dim, depths, drop_path_rate, mlp_ratio=mlp_ratio, drop=proj_drop_rate,
-            lif_group=lif_group, init_tau=lif_tau, init_vth=lif_vth, learn_tau=learn_tau,
-            learn_vth=learn_vth)
+            token_mixer=token_mixer, dwconv=dwconv, lif_placement=lif_placement,
+            shift_size=shift_size, shift_dilation=shift_dilation, lif_group=lif_group,
+            init_tau=lif_tau, init_vth=lif_vth, fix_tau=lif_fix_tau, fix_vth=lif_fix_vth,
+            learn_tau=learn_tau, learn_vth=learn_vth)
         self.norm = norm(self.num_features)
         self.head_drop = nn.Dropout(drop_rate)
         self.head = self._new_head(num_classes)
@@ -310,6 +323,8 @@ def load_released_weights(model: SNNMLPClassifier, checkpoint: Mapping[str, Any]
     if missing or unexpected or mismatched:
         lines = [f'{source} does not fit this SNN-MLP classifier (checkpoint: '
                  f'{describe_arch(state)}; model: {describe_arch(own)}).']
+        hint = '' if mismatched else lif_keys_hint(missing, unexpected, own)
+        lines += [hint] if hint else []
         for what, keys in (('missing keys', missing), ('unexpected keys', unexpected),
                            ('shape mismatch', mismatched)):
             if keys:
@@ -337,6 +352,23 @@ def classifier_arch(state_dict: Mapping[str, Tensor]) -> Dict[str, Any]:
     return dict(embed_dim=state_dict['patch_embed.proj.weight'].shape[0],
                 depths=tuple(depths[i] for i in range(len(depths))),
                 num_classes=state_dict['head.weight'].shape[0])
+
+
+def classifier_config(path: str) -> Tuple[str, Dict[str, Any]]:
+    """(timm model name, ``timm.create_model`` keyword arguments) from an
+    ImageNet model config (configs/ablation/imagenet): a Python file with
+    ``model = dict(type='snnmlp_tiny', token_mixer='axial_shift', ...)``::
+
+        name, kwargs = classifier_config('configs/ablation/imagenet/snnmlp-t_as-mlp_in1k.py')
+        model = timm.create_model(name, **kwargs)
+    """
+    from mmengine.config import Config
+    model = Config.fromfile(path).get('model')
+    if not isinstance(model, Mapping) or model.get('type') not in TIMM_MODEL_NAMES:
+        raise ValueError(f'{path} is not an ImageNet model config: it needs '
+                         f'model = dict(type=NAME, ...) with NAME one of {TIMM_MODEL_NAMES}')
+    kwargs = model.to_dict()  # plain dicts all the way down
+    return kwargs.pop('type'), kwargs
 
 
 def create_from_checkpoint(path: str, variant: Optional[str] = None,

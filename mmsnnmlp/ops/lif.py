@@ -209,6 +209,28 @@ def lif(x: Tensor, tau: Scalar, vth: Scalar, group: Optional[int] = 4, dim: int 
     return _lif_op(x, _as_param(tau, x), _as_param(vth, x), group, dim, impl)
 
 
+def _recurrence(xv: Tensor, tau: Tensor, vth: Tensor, step: int):
+    """The LIF recurrence over axis ``step`` of a grouped view (see
+    :func:`_split_groups`), as differentiable PyTorch ops: yields
+    ``(u_j, fired_j, out_j)`` for j = 0 .. group - 1."""
+    potential = None
+    for j in range(xv.shape[step]):
+        u = xv.select(step, j)
+        if potential is not None:
+            u = tau * potential + u
+        fired = u > vth
+        yield u, fired, torch.where(fired, u, vth)
+        potential = torch.where(fired, torch.zeros_like(u), u)
+
+
+def _ungroup(steps, tail: Tensor, dim: int) -> Tensor:
+    """Per-step tensors stacked back into the layout of ``tail``, which fills
+    the positions after the last full group."""
+    processed = torch.stack(steps, dim + 1).flatten(dim, dim + 1)
+    rest = tail.narrow(dim, processed.shape[dim], tail.shape[dim] - processed.shape[dim])
+    return torch.cat([processed, rest], dim)
+
+
 def lif_reference(x: Tensor, tau: Scalar, vth: Scalar, group: Optional[int] = 4,
                   dim: int = 2) -> Tensor:
     """Unfused oracle: the recurrence as differentiable PyTorch ops.
@@ -217,20 +239,29 @@ def lif_reference(x: Tensor, tau: Scalar, vth: Scalar, group: Optional[int] = 4,
     exactly the spec's straight-through gradients."""
     dim = _check_args(x, group, dim)
     tau, vth = _as_param(tau, x), _as_param(vth, x)
-    xv, size = _split_groups(x, dim, group)
+    xv, _ = _split_groups(x, dim, group)
     if xv is None:
         return x.clone()
-    step, outs, potential = dim + 1, [], None
-    for j in range(size):
-        u = xv.select(step, j)
-        if potential is not None:
-            u = tau * potential + u
-        fired = u > vth
-        outs.append(torch.where(fired, u, vth))
-        potential = torch.where(fired, torch.zeros_like(u), u)
-    processed = torch.stack(outs, step).flatten(dim, dim + 1)
-    tail = x.narrow(dim, processed.shape[dim], x.shape[dim] - processed.shape[dim])
-    return torch.cat([processed, tail], dim)
+    return _ungroup([out for _, _, out in _recurrence(xv, tau, vth, dim + 1)], x, dim)
+
+
+def lif_trace(x: Tensor, tau: Scalar, vth: Scalar, group: Optional[int] = 4,
+              dim: int = 2) -> Tuple[Tensor, Tensor, Tensor]:
+    """:func:`lif_reference` that also returns what happens inside the neuron.
+
+    Returns ``(out, u, fired)``, each shaped like ``x``: the output, the
+    membrane potential ``u_j = tau * o_j + x_j`` and the spikes ``u_j > Vth``
+    (bool). On the unprocessed tail (after the last full group) ``u`` is the
+    input, which passes through, and nothing fires. For inspection
+    (tools/analysis_tools/visualize_lif.py), not for training."""
+    dim = _check_args(x, group, dim)
+    tau, vth = _as_param(tau, x), _as_param(vth, x)
+    xv, _ = _split_groups(x, dim, group)
+    if xv is None:
+        return x.clone(), x.clone(), torch.zeros_like(x, dtype=torch.bool)
+    u, fired, out = zip(*_recurrence(xv, tau, vth, dim + 1))
+    return (_ungroup(out, x, dim), _ungroup(u, x, dim),
+            _ungroup(fired, torch.zeros_like(x, dtype=torch.bool), dim))
 
 
 class LIF(nn.Module):
@@ -238,31 +269,46 @@ class LIF(nn.Module):
 
     Args:
         dim (int): 2 to run along H, 3 along W.
-        group (int | None): LIF group size; None for global. Default: 4.
+        group (int | None): LIF group size; None for global; -1 for no LIF
+            (the identity, the official code's ``lif=-1``: tau and Vth are
+            still made, as there, so its checkpoints load). Default: 4.
         init_tau (float): initial leak factor. Default: 0.25.
         init_vth (float): initial threshold. Default: 0.25 (the paper's best).
         learn_tau (bool): whether tau is trained. Default: True.
         learn_vth (bool): whether Vth is trained. Default: True.
+        fix_tau (bool): tau is the plain float ``init_tau``, not a parameter
+            (the official ``--lif_fix_tau``): it is absent from the state
+            dict, and ``learn_tau`` does not apply. Default: False.
+        fix_vth (bool): the same for Vth (``--lif_fix_vth``). Default: False.
         impl (str): implementation of :func:`lif`; see
             :func:`mmsnnmlp.ops.set_impl`. Default: 'auto'.
     """
 
     def __init__(self, dim: int, group: Optional[int] = 4, init_tau: float = 0.25,
                  init_vth: float = 0.25, learn_tau: bool = True, learn_vth: bool = True,
-                 impl: str = 'auto'):
+                 fix_tau: bool = False, fix_vth: bool = False, impl: str = 'auto'):
         super().__init__()
         if dim not in (2, 3):
             raise ValueError(f'LIF dim must be 2 (H) or 3 (W), got {dim}')
-        if group is not None and (not isinstance(group, int) or group < 1):
-            raise ValueError(f'LIF group must be an int >= 1 or None (global), got {group!r}')
+        if group is not None and group != -1 and (not isinstance(group, int) or group < 1):
+            raise ValueError(f'LIF group must be an int >= 1, None (global) or -1 (no LIF), '
+                             f'got {group!r}')
         self.dim, self.group, self.impl = dim, group, dispatch.check_impl(impl)
-        # Fixed values stay parameters (frozen) so checkpoints keep the same keys.
-        self.tau = nn.Parameter(torch.tensor([float(init_tau)]), requires_grad=learn_tau)
-        self.Vth = nn.Parameter(torch.tensor([float(init_vth)]), requires_grad=learn_vth)
+        # Not learned (learn_*=False) stays a frozen parameter, so checkpoints keep the keys;
+        # fixed (fix_*=True) is a plain float, as in the official code.
+        self.tau = float(init_tau) if fix_tau else nn.Parameter(
+            torch.tensor([float(init_tau)]), requires_grad=learn_tau)
+        self.Vth = float(init_vth) if fix_vth else nn.Parameter(
+            torch.tensor([float(init_vth)]), requires_grad=learn_vth)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.group == -1:
+            return x
         return lif(x, self.tau, self.Vth, self.group, self.dim, self.impl)
 
     def extra_repr(self) -> str:
         axis = 'H' if self.dim == 2 else 'W'
-        return f'along={axis}, group={self.group if self.group else "global"}, impl={self.impl}'
+        group = {None: 'global', -1: 'off (identity)'}.get(self.group, self.group)
+        fixed = [f'{name}={value} (fixed)' for name, value in (('tau', self.tau), ('Vth', self.Vth))
+                 if isinstance(value, float)]
+        return ', '.join([f'along={axis}, group={group}'] + fixed + [f'impl={self.impl}'])

@@ -14,6 +14,9 @@ Examples::
 
     python tools/analysis_tools/eval_imagenet.py snnmlp_tiny_81.88.pt \\
         --data /datasets/imagenet/val --device cuda --batch-size 128
+    # an ablation variant: its ImageNet model config says which network the file holds
+    python tools/analysis_tools/eval_imagenet.py snnmlp-t_as-mlp.pth --data PATH/val \\
+        --model-config configs/ablation/imagenet/snnmlp-t_as-mlp_in1k.py
     # a toy classifier (tools/misc/train_toy_classifier.py) at its own input size
     python tools/analysis_tools/eval_imagenet.py work_dirs/toy_cls/model.pt \\
         --data data/toy_imagenet/val --device cpu --img-size 64
@@ -28,7 +31,8 @@ import torch
 from timm.data import create_transform, resolve_data_config
 
 from mmsnnmlp.models.checkpoint import CheckpointError
-from mmsnnmlp.models.snnmlp_timm import PAPER_TOP1, REPORTED_TOP1, create_from_checkpoint
+from mmsnnmlp.models.snnmlp_timm import (PAPER_TOP1, REPORTED_TOP1, classifier_config,
+                                         create_from_checkpoint)
 from mmsnnmlp.utils.classification import DataError, build_eval_loader, evaluate
 
 VARIANTS = {'tiny': 'snnmlp_tiny', 'small': 'snnmlp_small', 'base': 'snnmlp_base'}
@@ -41,6 +45,9 @@ def parse_args(argv=None):
     parser.add_argument('--data', required=True, help='ImageFolder root, e.g. PATH/val')
     parser.add_argument('--arch', choices=sorted(VARIANTS),
                         help='variant; default: the one the checkpoint\'s shapes match')
+    parser.add_argument('--model-config',
+                        help='ImageNet model config of an ablation variant '
+                        '(configs/ablation/imagenet/*.py); default: the paper\'s model')
     parser.add_argument('--num-classes', type=int,
                         help='classes of the checkpoint\'s head (checked; default: read from it)')
     parser.add_argument('--batch-size', type=int, default=64)
@@ -57,6 +64,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.batch_size < 1 or args.workers < 0:
         parser.error('--batch-size must be >= 1 and --workers >= 0')
+    if args.arch and args.model_config:
+        parser.error('--arch and --model-config both name the model; give one')
     return args
 
 
@@ -66,10 +75,15 @@ def main(argv=None):
     if device.type == 'cuda' and not torch.cuda.is_available():
         sys.exit('error: --device cuda, but CUDA is not available here (use --device cpu)')
     try:
+        variant, kwargs = VARIANTS.get(args.arch), {}
+        if args.model_config:
+            variant, kwargs = classifier_config(args.model_config)
         model, variant = create_from_checkpoint(
-            args.checkpoint, VARIANTS.get(args.arch), num_classes=args.num_classes)
-    except (CheckpointError, FileNotFoundError) as err:
+            args.checkpoint, variant, num_classes=args.num_classes, **kwargs)
+    except (CheckpointError, FileNotFoundError, ValueError) as err:
         sys.exit(f'error: {err}')
+    if args.model_config:
+        variant = None  # an ablation variant: the released model's figures do not apply
     overrides = {} if args.img_size is None else {'input_size': (3, args.img_size, args.img_size)}
     data_config = resolve_data_config(overrides, model=model)
     try:
@@ -78,7 +92,8 @@ def main(argv=None):
             batch_size=args.batch_size, workers=args.workers, pin_memory=device.type == 'cuda')
     except DataError as err:
         sys.exit(f'error: {err}')
-    name = variant or f'custom SNN-MLP (embed_dim={model.embed_dim}, depths={model.depths})'
+    name = variant or args.model_config or \
+        f'custom SNN-MLP (embed_dim={model.embed_dim}, depths={model.depths})'
     print(f'model: {name}, {model.num_classes} classes, '
           f'{sum(p.numel() for p in model.parameters()):,} parameters, from {args.checkpoint}')
     print(f'data: {args.data}: {data_desc}')

@@ -4,7 +4,9 @@
 2. trains the toy Mask R-CNN and the toy UperNet with tools/train.py;
 3. evaluates them with tools/test.py (COCO bbox/segm mAP, mIoU);
 4. runs the mmdet and mmseg inference APIs on a val image (tools/demo/image_demo.py);
-5. plots the loss curves; prints scores and wall times.
+5. looks inside the trained UperNet's LIF neurons on an ADE20K val image
+   (tools/analysis_tools/visualize_lif.py: lif_visualization.png, firing_rates.json);
+6. plots the loss curves; prints scores and wall times.
 
 Every step is the same command a user would type. Example:
     python tools/misc/toy_demo.py --work-dir work_dirs/toy_demo
@@ -131,6 +133,14 @@ def main(argv=None):
         run(['demo/image_demo.py', image, config, latest_checkpoint(wdir), '--api', api,
              '--out-file', osp.join(work, f'{name}_prediction.png')],
             osp.join(work, f'{name}_demo.log'))
+    seg_image = sorted(glob.glob(f'{data}/ade/ADEChallengeData2016/images/validation/*.jpg'))[0]
+    times['lif_visualization'] = run(
+        ['analysis_tools/visualize_lif.py', seg_image, '--config', SEG_CONFIG,
+         '--checkpoint', latest_checkpoint(seg_dir), '--out-dir', work],
+        osp.join(work, 'lif_visualization.log'))
+    with open(osp.join(work, 'firing_rates.json')) as f:
+        firing_rates = {block: round(v['firing_rate'], 4)
+                        for block, v in json.load(f)['blocks'].items()}
     plot_losses({'Mask R-CNN (toy COCO)': loss_history(det_dir),
                  'UperNet (toy ADE20K)': loss_history(seg_dir)},
                 osp.join(work, 'loss_curves.png'))
@@ -139,7 +149,8 @@ def main(argv=None):
     summary = {
         'coco/bbox_mAP_50': det['coco/bbox_mAP_50'], 'coco/bbox_mAP': det['coco/bbox_mAP'],
         'coco/segm_mAP_50': det['coco/segm_mAP_50'], 'coco/segm_mAP': det['coco/segm_mAP'],
-        'mIoU': seg['mIoU'] / 100.0, 'seconds': {k: round(v, 1) for k, v in times.items()},
+        'mIoU': seg['mIoU'] / 100.0, 'lif_firing_rates': firing_rates,
+        'seconds': {k: round(v, 1) for k, v in times.items()},
         'total_seconds': round(time.time() - t0, 1),
     }
     with open(osp.join(work, 'summary.json'), 'w') as f:
@@ -150,7 +161,7 @@ def main(argv=None):
     print(f'wall time: {summary["total_seconds"] / 60:.1f} min '
           f'({", ".join(f"{k} {v:.0f}s" for k, v in times.items())})')
     print(f'outputs in {work}: det_prediction.png, seg_prediction.png, loss_curves.png, '
-          'summary.json, */test_drawings, logs')
+          'lif_visualization.png, firing_rates.json, summary.json, */test_drawings, logs')
 
 
 if __name__ == '__main__':
