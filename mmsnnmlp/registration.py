@@ -16,6 +16,7 @@ adds to the OpenMMLab and timm world, in one place.
 
 All of it is idempotent.
 """
+import importlib
 import importlib.abc
 import importlib.util
 import os.path as osp
@@ -78,9 +79,8 @@ def _register_timm() -> None:
 
 
 def _add_timm_models() -> None:
-    try:
-        from .models.snnmlp_timm import register_timm_models
-        register_timm_models()
+    try:  # the module registers its models when it is first imported
+        importlib.import_module('mmsnnmlp.models.snnmlp_timm')
     except Exception as err:  # a broken timm must not break the import
         warnings.warn(f'mmsnnmlp: could not add the snnmlp_tiny/small/base models to timm '
                       f'{getattr(sys.modules.get("timm"), "__version__", "")} '

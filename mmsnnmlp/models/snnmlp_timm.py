@@ -5,8 +5,7 @@ average pooling, linear ``head``) built from the layers of
 :mod:`mmsnnmlp.models.snnmlp`, with the released key names, so the ImageNet
 checkpoints load key for key::
 
-    from mmsnnmlp.models.snnmlp_timm import register_timm_models
-    register_timm_models()          # ``import mmsnnmlp`` does this when timm imports
+    import mmsnnmlp                 # with timm imported, imports this module: registered
     model = timm.create_model('snnmlp_tiny', pretrained=True)
     model = timm.create_model('snnmlp_tiny', pretrained=True,
                               pretrained_cfg_overlay=dict(file='snnmlp_tiny_81.88.pt'))
@@ -483,3 +482,6 @@ def register_timm_models() -> bool:
     for fn in todo:
         register_model(fn)
     return bool(todo)
+
+
+register_timm_models()  # on import, as timm's own model files do

@@ -26,6 +26,7 @@ from mmengine.config import Config
 
 import mmsnnmlp  # noqa: F401  registers SNNMLP and the timm models
 from mmsnnmlp.models.snnmlp_timm import classifier_config
+from mmsnnmlp.ops import set_impl
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
@@ -36,7 +37,7 @@ def imagenet_rows():
     rows = []
     for path in sorted(glob.glob(osp.join(ROOT, 'configs/ablation/imagenet/*.py'))):
         name, kwargs = classifier_config(path)
-        model = timm.create_model(name, **kwargs).eval()
+        model = set_impl(timm.create_model(name, **kwargs).eval(), 'reference')  # as get_flops
         with torch.no_grad():
             info = get_model_complexity_info(model, inputs=(torch.rand(1, 3, 224, 224),),
                                              show_table=False, show_arch=False)

@@ -19,6 +19,7 @@ from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 
 import mmsnnmlp  # noqa: F401  registers SNNMLP in mmdet and mmseg
+from mmsnnmlp.ops import set_impl
 from mmsnnmlp.utils import library_of, load_config
 
 
@@ -33,12 +34,15 @@ def parse_args(argv=None):
 
 
 def build_model(cfg):
-    """Model in eval mode on CPU, without pretrained loading or BN sync."""
+    """Model in eval mode on CPU, without pretrained loading or BN sync, on
+    the reference ops: the analyzer counts ``F.group_norm`` but cannot see
+    inside our fused library ops, and FLOPs are the model's, not the kernels'."""
     library = library_of(cfg)
     init_default_scope(library)
     cfg.model.backbone.init_cfg = None
     registry = __import__(f'{library}.registry', fromlist=['MODELS']).MODELS
-    return revert_sync_batchnorm(registry.build(cfg.model)).eval(), library
+    model = revert_sync_batchnorm(registry.build(cfg.model)).eval()
+    return set_impl(model, 'reference'), library
 
 
 def dummy_batch(library: str, height: int, width: int):
