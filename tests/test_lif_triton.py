@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from lif_scalar_reference import scalar_lif
-from mmsnnmlp.ops import LIF, lif
+from mmsnnmlp.ops import LIF, dispatch, lif
 
 triton = pytest.importorskip('triton')
 lif_triton = pytest.importorskip('mmsnnmlp.ops.lif_triton')
@@ -125,6 +125,29 @@ def test_module_runs_the_chosen_impl(interpret, monkeypatch):
     assert len(calls) == 1
 
 
+def test_launches_turn_fma_contraction_off(interpret, monkeypatch):
+    """The options the LIF kernels are really launched with: no FMA
+    contraction, so tau * o + x rounds like the reference's two ops."""
+    launches, real_jit = [], lif_triton.jit
+
+    class Spy:
+        def __init__(self, kernel):
+            self.kernel = kernel
+
+        def __getitem__(self, grid):
+            def launch(*args, **kwargs):
+                launches.append(kwargs)
+                return self.kernel[grid](*args, **kwargs)
+            return launch
+
+    monkeypatch.setattr(lif_triton, 'jit', lambda fn: Spy(real_jit(fn)))
+    x = torch.randn(1, 2, 8, 6, requires_grad=True)
+    lif(x, 0.5, 0.25, group=4, dim=3, impl='triton').sum().backward()
+    assert len(launches) == 2  # forward and backward
+    if dispatch.TRITON_VERSION >= (2, 2):
+        assert all(kwargs['enable_fp_fusion'] is False for kwargs in launches)
+
+
 def _compile_for_sm90(dtype: str, along_w: bool, backward: bool):
     """Compile the kernel for an H100 target: needs triton's bundled ptxas,
     not a GPU."""
@@ -133,7 +156,7 @@ def _compile_for_sm90(dtype: str, along_w: bool, backward: bool):
     types = {'x_ptr': '*' + dtype, 'g_ptr': '*' + dtype, 'y_ptr': '*' + dtype}
     return compile_for_sm90(lif_triton.lif_kernel, types, '*' + ctype, dict(
         ALONG_W=along_w, BACKWARD=backward, BLOCK=256, MAX_GROUP=4),
-        num_warps=2, enable_fp_fusion=False)
+        num_warps=2, **dispatch.NO_FP_FUSION)  # the options the launches use
 
 
 @pytest.mark.parametrize('backward', [False, True], ids=['fwd', 'bwd'])

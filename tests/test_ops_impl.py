@@ -72,6 +72,25 @@ def test_triton_on_cpu_needs_the_interpreter(clean_env):
         norm_act(x, None, None, impl='triton')
 
 
+def test_auto_picks_triton_for_cuda_tensors(clean_env, monkeypatch):
+    """What 'auto' picks on CUDA, checked without a GPU: a stand-in for a
+    CUDA tensor (dispatch looks only at is_cuda and device)."""
+    from types import SimpleNamespace
+    if dispatch.triton is None:
+        pytest.skip('triton does not import here')
+    cuda = SimpleNamespace(is_cuda=True, device=torch.device('cuda'))
+
+    def pick():
+        return dispatch.run('lif', 'auto', cuda, lambda: 'triton', lambda: 'torch')
+
+    assert pick() == 'triton'
+    monkeypatch.setenv('MMSNNMLP_IMPL', 'torch')  # the user's override
+    assert pick() == 'torch'
+    monkeypatch.delenv('MMSNNMLP_IMPL')
+    monkeypatch.setattr(dispatch, 'triton', None)  # no triton: the PyTorch path
+    assert pick() == 'torch'
+
+
 def test_environment_overrides_auto(clean_env, monkeypatch):
     monkeypatch.setenv('TRITON_INTERPRET', '1')
     monkeypatch.setenv('MMSNNMLP_IMPL', 'triton')

@@ -139,3 +139,14 @@ def test_amp_refused_without_a_gpu(tools, tmp_path):
     with pytest.raises(SystemExit, match='--amp needs a CUDA GPU'):
         train_tool.main([DET, '--work-dir', str(tmp_path / 'a'), '--no-data-check', '--amp'])
     assert FakeRunner.built == []
+
+
+def test_test_tool_refuses_a_checkpoint_of_another_model(tools, tmp_path):
+    """Strict loading: mmengine would load what fits and report a bogus score."""
+    _, test_tool = tools
+    other = tmp_path / 'other.pth'
+    torch.save({'state_dict': {'w': torch.zeros(1), 'decode_head.conv.weight': torch.zeros(2)},
+                'meta': {}}, other)
+    with pytest.raises(SystemExit, match=r'does not fit this _Weights model.*\n.*unexpected '
+                                         r'keys \(1\): decode_head.conv.weight'):
+        test_tool.main([DET, str(other), '--work-dir', str(tmp_path / 'w'), '--no-data-check'])
