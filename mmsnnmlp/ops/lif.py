@@ -204,7 +204,7 @@ def lif(x: Tensor, tau: Scalar, vth: Scalar, group: Optional[int] = 4, dim: int 
     """
     dim = _check_args(x, group, dim)
     dispatch.check_impl(impl)
-    if impl == 'reference':
+    if dispatch.traces_reference(x, impl):
         return lif_reference(x, tau, vth, group, dim)
     return _lif_op(x, _as_param(tau, x), _as_param(vth, x), group, dim, impl)
 

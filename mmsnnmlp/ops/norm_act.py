@@ -211,7 +211,7 @@ def norm_act(x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor], eps: f
         on = autocast_dtype(x.device.type) is not None and x.dtype in (torch.float16,
                                                                       torch.bfloat16)
         out_dtype = torch.float32 if on else x.dtype
-    if impl == 'reference':
+    if dispatch.traces_reference(x, impl):
         y = F.group_norm(x, 1, weight, bias, eps)
         return (F.gelu(y) if act == 'gelu' else y).to(out_dtype)
     return _op(x, weight, bias, float(eps), act == 'gelu', impl, out_dtype)[0]
