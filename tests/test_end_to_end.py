@@ -39,9 +39,13 @@ def toy(tmp_path_factory):
     return cwd
 
 
-def _meta(path):
+def _checkpoint(path):
     from mmsnnmlp.models import safe_load
-    return safe_load(path)['meta']
+    return safe_load(path)
+
+
+def _meta(path):
+    return _checkpoint(path)['meta']
 
 
 def test_toy_data_layout_is_deterministic(toy, tmp_path):
@@ -153,9 +157,7 @@ def test_dist_train_detection_two_cpu_processes(toy, free_port):
     log = out.stdout + out.stderr
     assert 'Distributed training: True' in log and 'GPU number: 2' in log
     assert 'Scaling the original LR by 0.25' in log
-    from mmsnnmlp.utils import allow_mmengine_checkpoints
-    allow_mmengine_checkpoints()
-    ckpt = torch.load(work / 'epoch_1.pth', map_location='cpu')
+    ckpt = _checkpoint(work / 'epoch_1.pth')
     assert (ckpt['meta']['epoch'], ckpt['meta']['iter']) == (1, 2)  # 6 images / (2 x 2)
     groups = ckpt['optimizer']['param_groups']
     assert groups and all(g['initial_lr'] == pytest.approx(2e-3 * 4 / 16) for g in groups)
