@@ -78,6 +78,21 @@ def test_group_larger_than_axis_passes_everything_through():
     assert not torch.equal(lif(x, 0.25, 0.1, group=None, dim=2), x)
 
 
+@pytest.mark.parametrize('impl', ['torch', 'reference'])
+def test_unprocessed_axis_still_gives_zero_parameter_gradients(impl):
+    # None instead of zero would make AdamW skip tau/Vth on one path only
+    # (stage 4 of small inputs), so compiled and eager training would differ.
+    x = torch.tensor([-0.0, 1.0, float('nan'), float('-inf')]).repeat(1, 1, 3, 1)
+    tau = torch.tensor([0.25], requires_grad=True)
+    vth = torch.tensor([0.1], requires_grad=True)
+    out = lif(x, tau, vth, group=4, dim=2, impl=impl)
+    assert torch.equal(torch.signbit(out), torch.signbit(x))
+    torch.testing.assert_close(out, x, rtol=0, atol=0, equal_nan=True)
+    out.sum().backward()
+    assert tau.grad is not None and vth.grad is not None
+    assert tau.grad.item() == 0.0 and vth.grad.item() == 0.0
+
+
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float16, torch.bfloat16])
 def test_reduced_precision_matches_float64(dtype):
     x, g, tau, vth = _inputs((2, 4, 9, 14), seed=3)

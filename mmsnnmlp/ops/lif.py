@@ -241,7 +241,10 @@ def lif_reference(x: Tensor, tau: Scalar, vth: Scalar, group: Optional[int] = 4,
     tau, vth = _as_param(tau, x), _as_param(vth, x)
     xv, _ = _split_groups(x, dim, group)
     if xv is None:
-        return x.clone()
+        # Nothing is processed. tau and Vth still get (zero) gradients, as from
+        # the fused ops, so an optimiser treats them alike whichever path ran:
+        # an empty sum is +0.0, and x - 0.0 keeps every value, -0.0 included.
+        return x - (tau[:0].sum() + vth[:0].sum()).to(x.dtype)
     return _ungroup([out for _, _, out in _recurrence(xv, tau, vth, dim + 1)], x, dim)
 
 
