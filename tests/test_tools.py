@@ -150,3 +150,20 @@ def test_test_tool_refuses_a_checkpoint_of_another_model(tools, tmp_path):
     with pytest.raises(SystemExit, match=r'does not fit this _Weights model.*\n.*unexpected '
                                          r'keys \(1\): decode_head.conv.weight'):
         test_tool.main([DET, str(other), '--work-dir', str(tmp_path / 'w'), '--no-data-check'])
+
+
+def test_mutation_list_still_applies():
+    # tools/misc/mutation_check.py runs on demand only; this keeps its mutants
+    # from rotting silently when the code they edit moves.
+    check = _load_tool('misc/mutation_check')
+
+    def read(file):
+        with open(osp.join(ROOT, file)) as f:
+            return f.read()
+
+    assert len({m.name for m in check.MUTANTS}) == len(check.MUTANTS)
+    for mutant in check.MUTANTS:
+        texts = check.mutated_texts(mutant, read)  # raises StaleMutant
+        assert all(text != read(file) for file, text in texts.items()), mutant.name
+        for selection in mutant.tests:
+            assert osp.isfile(osp.join(ROOT, selection.split('::')[0])), (mutant.name, selection)
