@@ -56,7 +56,11 @@ setup(
     python_requires='>=3.8',
     # The core (backbone, LIF op, timm models) needs only these; mmdet/mmseg
     # are optional. Tested with torch 2.1.2 and 2.14.1, mmengine 0.10.7.
-    install_requires=['torch>=2.1', 'mmengine>=0.10'],
+    # mmengine is capped: SafeCheckpointHook overrides its private
+    # CheckpointHook._save_checkpoint_with_step (unchanged from 0.8.5 through
+    # 0.10.7) and reads Runner._resume/_load_from; tests/engine/
+    # test_mmengine_contract.py fails when a release changes them.
+    install_requires=['torch>=2.1', 'mmengine>=0.10.0,<0.11'],
     extras_require={
         'det': ['mmdet>=3.0,<3.4', 'mmcv>=2.0,<2.2', 'pycocotools'],
         'seg': ['mmsegmentation>=1.0,<1.3', 'mmcv>=2.0,<2.2', 'ftfy', 'regex'],

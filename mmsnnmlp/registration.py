@@ -1,119 +1,64 @@
-"""Everything ``import mmsnnmlp`` (or ``custom_imports=dict(imports=['mmsnnmlp'])``)
-adds to the OpenMMLab and timm world, in one place.
+"""Our entries in mmengine's root registries: ``SNNMLP`` and ``CPUSyncBN`` in
+``MODELS``, ``RNGStateHook`` and ``SafeCheckpointHook`` in ``HOOKS``,
+``SafeRunner`` in ``RUNNERS``.
 
-* ``SNNMLP`` and ``CPUSyncBN`` go into mmengine's root ``MODELS``,
-  ``RNGStateHook`` and ``SafeCheckpointHook`` into its root ``HOOKS``.
-  mmdet's and mmseg's registries (and those of every other OpenMMLab
-  library) fall back to the root, so one registration serves them all and
-  neither library is imported here.
-* mmengine reads checkpoints (local and http(s)) with the safe loader and
-  writes local files atomically (:mod:`mmsnnmlp.engine.checkpoint_io`).
-* torch >= 2.6: torch's ``weights_only`` allowlist learns the mmengine
-  training state, for code that calls ``torch.load`` itself.
-* Configs can inherit ours as ``mmsnnmlp::det/...py`` / ``mmsnnmlp::seg/...py``.
-* timm gets ``snnmlp_tiny``/``snnmlp_small``/``snnmlp_base`` as soon as it is
-  imported (before or after mmsnnmlp).
-
-All of it is idempotent.
+mmdet's and mmseg's registries (and those of every other OpenMMLab library)
+fall back to the root, so one registration serves them all and neither
+library is imported here. The hooks subclass mmengine's, whose package
+imports cv2: they are registered as soon as ``mmengine.hooks`` is imported
+(by a Runner, mmdet, mmseg, or ``mmsnnmlp.engine.hooks`` itself), so that
+``import mmsnnmlp`` loads no cv2; likewise the runner with ``mmengine.runner``. All idempotent. What ``import mmsnnmlp``
+changes in mmengine, torch and timm is in :mod:`mmsnnmlp.patches`.
 """
 import importlib
-import importlib.abc
-import importlib.util
-import os.path as osp
 import sys
-import warnings
 
-import torch
-from mmengine.registry import HOOKS, MODELS
+from mmengine.registry import HOOKS, MODELS, RUNNERS
 
-from .engine import checkpoint_io
-from .engine.hooks import RNGStateHook, SafeCheckpointHook
 from .engine.sync_bn import CPUSyncBatchNorm
 from .models import SNNMLP
-from .models.checkpoint import TORCH_ALLOWLIST, _torch_safe_globals
+from .patches._after_import import after_import
 
-_REGISTERED = {MODELS: {'SNNMLP': SNNMLP, 'CPUSyncBN': CPUSyncBatchNorm},
-               HOOKS: {'RNGStateHook': RNGStateHook, 'SafeCheckpointHook': SafeCheckpointHook}}
-
-
-def _register_modules() -> None:
-    for registry, modules in _REGISTERED.items():
-        for name, module in modules.items():
-            if registry.module_dict.get(name) is not module:
-                registry.register_module(name=name, module=module, force=True)
-
-
-def _register_config_prefix() -> None:
-    """Make ``mmsnnmlp::`` resolvable for mmengine's Config (it only knows the
-    packages in its MODULE2PACKAGE table)."""
-    from mmengine.config import config as mmengine_config
-    from mmengine.config import utils as config_utils
-    config_utils.MODULE2PACKAGE['mmsnnmlp'] = 'mmsnnmlp'
-    original = mmengine_config.get_installed_path
-    if getattr(original, 'mmsnnmlp_fallback', False):
-        return
-
-    def get_installed_path(package: str) -> str:
-        # mmengine derives the path from the distribution's location, which
-        # for editable (PEP 660) installs is site-packages, not the source:
-        # fall back to where the import system finds the package.
-        path = original(package)
-        if not osp.isdir(path):
-            spec = importlib.util.find_spec(package)
-            if spec is not None and spec.origin:
-                return osp.dirname(spec.origin)
-        return path
-
-    get_installed_path.mmsnnmlp_fallback = True
-    mmengine_config.get_installed_path = get_installed_path
-
-
-def _register_timm() -> None:
-    """Our timm models are added when timm finishes importing: now if it
-    already has, else from an import hook (importing timm here would add
-    seconds to every ``import mmsnnmlp``)."""
-    if 'timm' in sys.modules:
-        _add_timm_models()
-    elif not any(isinstance(f, _AfterImport) for f in sys.meta_path):
-        sys.meta_path.insert(0, _AfterImport('timm', _add_timm_models))
-
-
-def _add_timm_models() -> None:
-    try:  # the module registers its models when it is first imported
-        importlib.import_module('mmsnnmlp.models.snnmlp_timm')
-    except Exception as err:  # a broken timm must not break the import
-        warnings.warn(f'mmsnnmlp: could not add the snnmlp_tiny/small/base models to timm '
-                      f'{getattr(sys.modules.get("timm"), "__version__", "")} '
-                      f'({type(err).__name__}: {err})')
-
-
-class _AfterImport(importlib.abc.MetaPathFinder):
-    """Runs ``callback`` once, right after module ``name`` is first imported."""
-
-    def __init__(self, name: str, callback):
-        self.name, self.callback = name, callback
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname != self.name:
-            return None
-        sys.meta_path.remove(self)  # one shot; the real finders locate it
-        spec = importlib.util.find_spec(fullname)
-        if spec is not None and spec.loader is not None:
-            exec_module = spec.loader.exec_module
-
-            def exec_then_callback(module):
-                exec_module(module)
-                self.callback()
-
-            spec.loader.exec_module = exec_then_callback
-        return spec
+MODEL_ENTRIES = {'SNNMLP': SNNMLP, 'CPUSyncBN': CPUSyncBatchNorm}
+HOOK_ENTRIES = ('RNGStateHook', 'SafeCheckpointHook')  # classes in mmsnnmlp.engine.hooks
+RUNNER_ENTRIES = ('SafeRunner',)  # classes in mmsnnmlp.engine.runner
 
 
 def register_all() -> None:
-    """Set up everything listed in this module's docstring."""
-    _register_modules()
-    checkpoint_io.install()
-    if TORCH_ALLOWLIST:
-        torch.serialization.add_safe_globals(_torch_safe_globals())
-    _register_config_prefix()
-    _register_timm()
+    """Register ``MODEL_ENTRIES`` now, ``HOOK_ENTRIES`` and ``RUNNER_ENTRIES``
+    once their modules exist."""
+    _register(MODELS, MODEL_ENTRIES)
+    # the hook classes subclass mmengine's, whose package imports cv2: they are
+    # registered when mmsnnmlp.engine.hooks is imported, which happens as soon
+    # as anything (a Runner, mmdet, mmseg) imports mmengine.hooks
+    after_import('mmsnnmlp.engine.hooks', _register_hooks)
+    after_import('mmengine.hooks', _import_hooks)
+    # the runner likewise, once mmengine.runner is imported
+    after_import('mmsnnmlp.engine.runner', _register_runners)
+    after_import('mmengine.runner', _import_runners)
+
+
+def _register_hooks() -> None:
+    hooks = sys.modules['mmsnnmlp.engine.hooks']
+    _register(HOOKS, {name: getattr(hooks, name) for name in HOOK_ENTRIES})
+
+
+def _import_hooks() -> None:
+    # if mmsnnmlp.engine.hooks is the module importing mmengine.hooks, this
+    # returns it half-built; _register_hooks then runs when its body ends
+    importlib.import_module('mmsnnmlp.engine.hooks')
+
+
+def _register_runners() -> None:
+    runner = sys.modules['mmsnnmlp.engine.runner']
+    _register(RUNNERS, {name: getattr(runner, name) for name in RUNNER_ENTRIES})
+
+
+def _import_runners() -> None:
+    importlib.import_module('mmsnnmlp.engine.runner')  # half-built if it imports us, as above
+
+
+def _register(registry, entries) -> None:
+    for name, module in entries.items():
+        if registry.module_dict.get(name) is not module:
+            registry.register_module(name=name, module=module, force=True)

@@ -8,6 +8,9 @@
 #   bash tools/install.sh --oldest  the oldest supported core stack (torch 2.1.2,
 #                                   numpy<2, mmengine; no mmcv/mmdet/mmseg/timm),
 #                                   in <repo>/.venv-torch2.1, for the core tests
+#   bash tools/install.sh --mim-link  only link site-packages/mmsnnmlp to the source
+#                                   of an existing editable install (see below), e.g.
+#                                   after your own `pip install -e .`
 #
 # Environment:
 #   MMSNNMLP_VENV    where the full venv lives       (default: <repo>/.venv)
@@ -21,6 +24,45 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 log() { echo "[install] $*"; }
+
+# mim (and mmengine's Config) find a package at <dist location>/<package>;
+# for an editable (PEP 660) install that is site-packages, which holds only
+# the dist-info. A symlink site-packages/mmsnnmlp -> <source>/mmsnnmlp makes
+# `mim train/test/run/search mmsnnmlp` and `mim list` work, and imports
+# still load the source files. It is listed in RECORD so that
+# `pip uninstall mmsnnmlp` removes it. Nothing happens for regular installs.
+mim_link() {
+    # -I and an explicit path: not the mmsnnmlp.egg-info of a source tree in cwd
+    "$1" -I - <<'PYEOF'
+import json, os, os.path as osp, sysconfig
+from importlib.metadata import distributions
+from urllib.parse import unquote, urlparse
+site = sysconfig.get_paths()['purelib']
+dist = next(iter(distributions(name='mmsnnmlp', path=[site])), None)
+direct = json.loads((dist and dist.read_text('direct_url.json')) or '{}')
+if not direct.get('dir_info', {}).get('editable'):
+    raise SystemExit(0)
+source = osp.join(unquote(urlparse(direct['url']).path), 'mmsnnmlp')
+link = osp.join(site, 'mmsnnmlp')
+if osp.lexists(link) and not osp.islink(link):
+    raise SystemExit(f'{link} exists and is not a symlink: not replacing it')
+if osp.islink(link):
+    os.remove(link)
+os.symlink(source, link)
+record = next(str(dist.locate_file(f)) for f in dist.files if f.name == 'RECORD')
+with open(record) as f:
+    lines = f.read().splitlines()
+if 'mmsnnmlp,,' not in lines:
+    with open(record, 'a') as f:
+        f.write('mmsnnmlp,,\n')
+print(f'[install] {link} -> {source}')
+PYEOF
+}
+
+if [ "${1:-}" = "--mim-link" ]; then
+    mim_link "${MMSNNMLP_VENV:-$ROOT/.venv}/bin/python"
+    exit 0
+fi
 
 if [ "${1:-}" = "--oldest" ]; then
     VENV="${MMSNNMLP_OLDEST_VENV:-$ROOT/.venv-torch2.1}"
@@ -40,6 +82,7 @@ assert torch.__version__.startswith('2.1.2'), torch.__version__" 2>/dev/null
         "mmengine==0.10.7" "setuptools==80.9.0" wheel pytest hypothesis
     "$VENV/bin/python" -m pip --disable-pip-version-check install -q --no-deps \
         --no-build-isolation -e "$ROOT"
+    mim_link "$VENV/bin/python"
     core_ok || { log "imports fail in $VENV"; "$VENV/bin/python" -c "import torch, mmsnnmlp"; exit 1; }
     echo "$WANT" > "$STAMP"
     log "done: $VENV"
@@ -67,9 +110,13 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 imports_ok() {
     "$VENV/bin/python" - <<'EOF' 2>/dev/null
 import torch, torchvision, mmengine, mmcv, mmcv.ops, mmdet, mmseg, timm, pycocotools, pytest
-import mmsnnmlp
+import cv2, psutil, mim, mmsnnmlp
+import os.path as osp, sysconfig
 assert torch.__version__.startswith('2.14.1'), torch.__version__
 assert mmcv.__version__ == '2.1.0', mmcv.__version__
+assert cv2.__version__.startswith('4.'), cv2.__version__
+# the mim link (editable) or the package itself (regular install)
+assert osp.isdir(osp.join(sysconfig.get_paths()['purelib'], 'mmsnnmlp', '.mim', 'configs'))
 EOF
 }
 
@@ -109,10 +156,18 @@ if ! "$VENV/bin/python" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '$
 fi
 
 log "installing mmengine, mmdet, mmseg and test tools"
-# mmcv's own requirements (addict, yapf, opencv, ...) come with mmengine/mmdet here.
+# mmcv's own requirements (addict, yapf, opencv, ...) come with mmengine/mmdet
+# here; runtime.txt pins opencv.
 "${PIP[@]}" install -q -r "$ROOT/requirements/runtime.txt" \
-    -r "$ROOT/requirements/tests.txt" addict packaging pyyaml yapf opencv-python
+    -r "$ROOT/requirements/tests.txt" addict packaging pyyaml yapf
+"${PIP[@]}" install -q -r "$ROOT/requirements/deploy.txt"  # onnx, onnxruntime, openvino: tests/deployment
+# openmim without its dependency opendatalab (only `mim download --dataset`
+# runs it), whose openxlab pins setuptools 60, requests 2.28, rich 13.4, ...;
+# runtime.txt lists what mim imports. setuptools is pinned again in case.
+"${PIP[@]}" install -q --no-deps "openmim==0.3.9"
+"${PIP[@]}" install -q "setuptools==80.9.0"
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
+mim_link "$VENV/bin/python"
 
 imports_ok || { log "imports still fail after install:"; "$VENV/bin/python" -c "import mmcv.ops, mmdet, mmseg, mmsnnmlp"; exit 1; }
 echo "$WANT" > "$STAMP"

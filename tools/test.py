@@ -11,14 +11,16 @@ import sys
 
 from mmengine.dist import is_main_process
 from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 import mmsnnmlp  # noqa: F401  registers SNNMLP, makes checkpoint I/O safe
+from mmsnnmlp.checkpoint import check_state_dict_fits
+from mmsnnmlp.datasets import DataError, check_data
+from mmsnnmlp.engine.launch import (add_launch_args, end_launch, launcher_rank, load_tool_config,
+                                    parse_launch_args, prepare_cpu_launch,
+                                    warn_if_classes_differ)
+from mmsnnmlp.engine.runner import SafeRunner as Runner
+from mmsnnmlp.fileio import OutputPathError, atomic_write_json, check_writable
 from mmsnnmlp.models import CheckpointError, safe_load
-from mmsnnmlp.models.checkpoint import check_state_dict_fits
-from mmsnnmlp.utils import DataError, atomic_write_json, check_data
-from mmsnnmlp.utils.config import (add_launch_args, end_launch, launcher_rank, load_tool_config,
-                                   parse_launch_args, prepare_cpu_launch)
 
 
 def parse_args(argv=None):
@@ -49,9 +51,37 @@ def enable_drawing(cfg, show_dir: str) -> None:
         cfg.visualizer['save_dir'] = os.path.join(cfg.work_dir, show_dir)
 
 
+def check_outputs(args, cfg=None) -> None:
+    """Exit naming the output that cannot be written, before any slow work:
+    the arguments' own paths first, then (given the config) the work dir."""
+    if cfg is None:
+        outputs = [(args.metrics_json, False, '--metrics-json')]
+        if args.out:  # detection: a .pkl file; segmentation: a folder
+            outputs.append((args.out, not args.out.endswith(('.pkl', '.pickle')), '--out'))
+    else:
+        outputs = [(cfg.work_dir, True, 'work dir')]
+        if args.show_dir:
+            outputs.append((os.path.join(cfg.work_dir, args.show_dir), True, '--show-dir'))
+    for path, folder, what in outputs:
+        if path:
+            try:
+                check_writable(path, folder=folder, what=what)
+            except OutputPathError as err:
+                sys.exit(str(err))
+
+
+def build_runner(cfg):
+    """The config's runner: SafeRunner (``Runner`` here) unless it names another."""
+    if cfg.get('runner_type', 'SafeRunner') == 'SafeRunner':
+        return Runner.from_cfg(cfg)
+    return RUNNERS.build(cfg)
+
+
 def main(argv=None):
     args = parse_args(argv)
+    check_outputs(args)
     cfg = load_tool_config(args)
+    check_outputs(args, cfg)
     prepare_cpu_launch(cfg, args.launcher)
     # A missing, truncated, corrupt or unsafe file stops us before anything is built.
     try:
@@ -59,6 +89,7 @@ def main(argv=None):
     except (FileNotFoundError, CheckpointError) as err:
         sys.exit(f'Cannot use checkpoint: {err}')
     cfg.load_from = args.checkpoint
+    warn_if_classes_differ(cfg, checkpoint, args.checkpoint)
     for path in (args.out, args.metrics_json):
         if path and not args.force and os.path.exists(path) and \
                 (os.path.isfile(path) or os.listdir(path)):
@@ -86,7 +117,7 @@ def main(argv=None):
             check_data(cfg, ['test_dataloader'])
         except DataError as err:
             sys.exit(f'Data check failed: {err}')
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     # Strict: evaluating a checkpoint of another model would report a bogus score.
     try:
         check_state_dict_fits(runner.model, checkpoint, args.checkpoint)

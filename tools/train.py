@@ -13,14 +13,15 @@ import sys
 
 import torch
 from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 import mmsnnmlp  # noqa: F401  registers SNNMLP and the hooks, makes checkpoint I/O safe
-from mmsnnmlp.engine import WorkDirBusy, keep_optimizer_step_eager, lock_work_dir
+from mmsnnmlp.datasets import DataError, check_data
+from mmsnnmlp.engine import WorkDirBusy, claim_work_dir, keep_optimizer_step_eager
+from mmsnnmlp.engine.launch import (add_launch_args, dataloader_keys, end_launch, launcher_rank,
+                                    load_tool_config, parse_launch_args, prepare_cpu_launch)
+from mmsnnmlp.engine.runner import SafeRunner as Runner
+from mmsnnmlp.fileio import OutputPathError, check_writable
 from mmsnnmlp.models import SNNMLP, CheckpointError
-from mmsnnmlp.utils import DataError, check_data
-from mmsnnmlp.utils.config import (add_launch_args, dataloader_keys, end_launch, launcher_rank,
-                                   load_tool_config, parse_launch_args, prepare_cpu_launch)
 
 
 def parse_args(argv=None):
@@ -84,8 +85,9 @@ def main(argv=None):
     apply_args(cfg, args)
     if launcher_rank() == 0:  # once per run, not once per process
         try:
-            lock_work_dir(cfg.work_dir)
-        except WorkDirBusy as err:
+            check_writable(cfg.work_dir, folder=True, what='work dir')
+            claim_work_dir(cfg.work_dir)
+        except (OutputPathError, WorkDirBusy) as err:
             sys.exit(str(err))
         if not cfg.resume and not args.force and earlier_checkpoints(cfg.work_dir):
             sys.exit(f'{cfg.work_dir} holds checkpoints of an earlier run; pass --resume to '
@@ -96,7 +98,11 @@ def main(argv=None):
                 check_data(cfg, dataloader_keys(cfg, 'train'))
             except DataError as err:
                 sys.exit(f'Data check failed: {err}')
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    # SafeRunner (``Runner`` here) claims the work dir again: a no-op after ours
+    if cfg.get('runner_type', 'SafeRunner') == 'SafeRunner':
+        runner = Runner.from_cfg(cfg)
+    else:
+        runner = RUNNERS.build(cfg)
     if cfg.get('compile'):
         keep_optimizer_step_eager(runner)
     try:

@@ -1,7 +1,23 @@
-"""mmengine glue: hooks, safe checkpoint I/O, work dir handling, CPU SyncBN."""
-from .hooks import RNGStateHook, SafeCheckpointHook, keep_optimizer_step_eager
-from .sync_bn import CPUSyncBatchNorm
-from .workdir import WorkDirBusy, lock_work_dir, resume_checkpoint, unlock_work_dir
+"""mmengine glue: hooks, work dir handling, CPU SyncBN, launch helpers.
 
-__all__ = ['RNGStateHook', 'SafeCheckpointHook', 'CPUSyncBatchNorm', 'WorkDirBusy',
-           'lock_work_dir', 'unlock_work_dir', 'resume_checkpoint', 'keep_optimizer_step_eager']
+Names are imported on first use: ``hooks`` subclasses mmengine's hooks, whose
+package imports cv2, which ``import mmsnnmlp`` (needing only ``sync_bn``)
+must not load.
+"""
+import importlib
+
+_EXPORTS = {'RNGStateHook': 'hooks', 'SafeCheckpointHook': 'hooks',
+            'keep_optimizer_step_eager': 'hooks', 'CPUSyncBatchNorm': 'sync_bn',
+            'WorkDirBusy': 'workdir', 'claim_work_dir': 'workdir', 'lock_work_dir': 'workdir',
+            'unlock_work_dir': 'workdir', 'resume_checkpoint': 'workdir'}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    return getattr(importlib.import_module(f'.{_EXPORTS[name]}', __name__), name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

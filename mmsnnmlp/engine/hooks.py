@@ -10,11 +10,11 @@ import torch
 from mmengine.dist import broadcast_object_list, get_dist_info, is_main_process
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
-from mmengine.runner import IterBasedTrainLoop
 
-from ..models.checkpoint import safe_load
-from ..utils.io import atomic_open, remove_stale_temp_files
-from .workdir import (check_training_checkpoint, lock_work_dir, resume_checkpoint,
+from ..checkpoint import attach_digest, safe_load
+from ..checkpoint.integrity import DIGEST_KEY
+from ..fileio import atomic_open
+from .workdir import (check_training_checkpoint, claim_work_dir, resume_checkpoint,
                       unlock_work_dir)
 
 
@@ -40,11 +40,16 @@ class RNGStateHook(Hook):
             torch=torch.get_rng_state(),
             numpy=_numpy_state_to_plain(np.random.get_state()),
             python=_python_state_to_plain(random.getstate()))
+        # SafeCheckpointHook (same priority) may have run first: cover rng_state too
+        if DIGEST_KEY in checkpoint.get('meta', {}):
+            attach_digest(checkpoint, keys=['rng_state'])
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         self._pending = checkpoint.get('rng_state')
 
     def before_train_epoch(self, runner) -> None:
+        # imported here: this module may be imported while mmengine.runner is
+        from mmengine.runner import IterBasedTrainLoop
         if self._pending is not None and not isinstance(runner.train_loop, IterBasedTrainLoop):
             np.random.set_state(_plain_to_numpy_state(self._pending['numpy']))
             random.setstate(_plain_to_python_state(self._pending['python']))
@@ -94,13 +99,17 @@ class SafeCheckpointHook(CheckpointHook):
       or bad file; the file to resume from must be a training checkpoint of
       this model, else the run stops saying so.
     * Temp files of writes killed in an earlier run are removed at the start.
+    * Each checkpoint carries a content digest (``meta['mmsnnmlp_digest']``)
+      that :func:`mmsnnmlp.checkpoint.safe_load` verifies, so a damaged file
+      is refused (and skipped by the resume fallback), zip or legacy format.
     """
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        attach_digest(checkpoint)
 
     def before_run(self, runner) -> None:
         if is_main_process():
-            lock_work_dir(runner.work_dir)
-            for path in remove_stale_temp_files(runner.work_dir):
-                runner.logger.info(f'Removed {path}, left by an interrupted write')
+            claim_work_dir(runner.work_dir, log=runner.logger.info)
         if runner._resume:
             self._settle_resume_target(runner)
 
@@ -165,3 +174,4 @@ def keep_optimizer_step_eager(runner) -> None:
     runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
     optimizer = runner.optim_wrapper.optimizer
     optimizer.step = torch._dynamo.disable(optimizer.step)
+

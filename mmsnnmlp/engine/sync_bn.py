@@ -1,6 +1,6 @@
 """SyncBN for CPU processes (gloo): torch's SyncBatchNorm only syncs on GPUs.
 
-Registered as ``CPUSyncBN``; :func:`mmsnnmlp.utils.config.use_gloo_without_gpus`
+Registered as ``CPUSyncBN``; :func:`mmsnnmlp.engine.launch.use_gloo_without_gpus`
 swaps it in for ``SyncBN`` in a config.
 
 Statistics are summed over all processes with a differentiable all-reduce,

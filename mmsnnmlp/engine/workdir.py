@@ -2,9 +2,10 @@
 import os
 import os.path as osp
 import re
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from ..models.checkpoint import CheckpointError, check_state_dict_fits, is_url, safe_load
+from ..checkpoint import CheckpointError, check_state_dict_fits, is_url, safe_load
+from ..fileio import remove_stale_temp_files
 
 LOCK_NAME = '.mmsnnmlp.lock'
 CHECKPOINT_NAME = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
@@ -40,6 +41,21 @@ def lock_work_dir(work_dir: str) -> None:
     os.ftruncate(fd, 0)
     os.pwrite(fd, f'{os.getpid()}\n'.encode(), 0)
     _held[key] = fd
+
+
+def claim_work_dir(work_dir: str, log: Callable[[str], None] = print) -> None:
+    """The one place a run takes its work dir; call it on the run's main process.
+
+    Locks the dir (:func:`lock_work_dir`: idempotent within a process, raises
+    :class:`WorkDirBusy` while another live run holds it), then removes the
+    temp files of writes killed in an earlier run, reporting each to ``log``.
+    :class:`~mmsnnmlp.engine.hooks.SafeCheckpointHook` calls it in
+    ``before_run`` for every runner; a launcher that calls it before building
+    the Runner (as ``tools/train.py`` does) stops a second run before mmengine
+    writes anything there."""
+    lock_work_dir(work_dir)
+    for path in remove_stale_temp_files(work_dir):
+        log(f'Removed {path}, left by an interrupted write')
 
 
 def unlock_work_dir(work_dir: str) -> None:

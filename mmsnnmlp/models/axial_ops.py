@@ -8,13 +8,11 @@
 Neither has parameters of its own beyond the LIF neurons' tau and Vth.
 """
 import math
-from typing import Optional
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-from ..ops import LIF
 
 
 def axial_shift(x: Tensor, shift_size: int, dim: int, dilation: int = 1) -> Tensor:
@@ -70,15 +68,14 @@ class AxialLIF(nn.Module):
     LIF's output (which is ``x`` wherever the neuron fires at once).
 
     Args:
-        group (int | None): LIF group size; None for global, -1 for no LIF.
-        **lif_kwargs: ``init_tau``, ``init_vth``, ``learn_tau``, ``learn_vth``,
-            ``fix_tau``, ``fix_vth`` of both neurons (see :class:`~mmsnnmlp.ops.LIF`).
+        neuron (callable): ``neuron(dim)`` builds the LIF neuron along ``dim``
+            (2: H, 3: W), e.g. :func:`mmsnnmlp.models.layers.lif_neuron` with a spec.
     """
 
-    def __init__(self, group: Optional[int] = 4, **lif_kwargs):
+    def __init__(self, neuron: Callable[[int], nn.Module]):
         super().__init__()
-        self.lif1 = LIF(dim=2, group=group, **lif_kwargs)
-        self.lif2 = LIF(dim=3, group=group, **lif_kwargs)
+        self.lif1 = neuron(2)
+        self.lif2 = neuron(3)
 
     def forward(self, x: Tensor) -> Tensor:
         return 0.5 * (self.lif1(x) + self.lif2(x))

@@ -1,9 +1,9 @@
 """SNN-MLP ImageNet classifiers for timm: ``snnmlp_tiny``, ``snnmlp_small``, ``snnmlp_base``.
 
 The classifier is the released network (stages, final ``GroupNorm``, global
-average pooling, linear ``head``) built from the layers of
-:mod:`mmsnnmlp.models.snnmlp`, with the released key names, so the ImageNet
-checkpoints load key for key::
+average pooling, linear ``head``) built by :mod:`mmsnnmlp.models.layers`
+from an :class:`~mmsnnmlp.models.variants.SNNMLPSpec`, as the backbone is,
+with the released key names, so the ImageNet checkpoints load key for key::
 
     import mmsnnmlp                 # with timm imported, imports this module: registered
     model = timm.create_model('snnmlp_tiny', pretrained=True)
@@ -14,14 +14,15 @@ checkpoints load key for key::
 Weights, from a URL or a local file, in either release layout (a bare state
 dict, or the training script's dict with the state dict under ``model`` and a
 pickled yacs config beside it), go through
-:func:`mmsnnmlp.models.checkpoint.safe_load`: ``pretrained_cfg`` sets timm's
+:func:`mmsnnmlp.checkpoint.safe_load`: ``pretrained_cfg`` sets timm's
 ``custom_load``, so timm hands the file to :meth:`SNNMLPClassifier.load_pretrained`
 instead of unpickling it itself.
 
-The entry points here carry the names timm registers them under; the package
-namespace ``mmsnnmlp.models`` keeps its own ``snnmlp_tiny`` etc. (detection
-backbones) and does not import this module, which needs timm.
+The entry points here carry the names timm registers them under (the
+variants' ``timm_name`` in :data:`~mmsnnmlp.models.variants.VARIANTS`);
+``mmsnnmlp.models`` does not import this module, which needs timm.
 """
+import contextlib
 import dataclasses
 import logging
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -30,12 +31,13 @@ import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import trunc_normal_
 from timm.models import (adapt_input_conv, build_model_with_cfg, generate_default_cfgs,
-                         is_model, model_entrypoint, register_model)
+                         is_model, model_entrypoint, register_model, register_notrace_module)
 from torch import Tensor, nn
 
-from .checkpoint import (CheckpointError, describe_arch, extract_state_dict, lif_keys_hint,
-                         safe_load)
-from .snnmlp import ARCH_SETTINGS, PatchEmbed, build_stages, norm, resolve_arch
+from ..checkpoint import CheckpointError, check_fit, checkpoint_filter_fn, describe_arch, safe_load
+from ..ops import LIF, NormAct
+from .layers import PatchEmbed, build_stages, norm
+from .variants import TIMM_VARIANTS, SNNMLPSpec, find_variant
 
 __all__ = ['SNNMLPClassifier', 'checkpoint_filter_fn', 'load_released_weights',
            'register_timm_models', 'create_from_checkpoint', 'classifier_arch', 'classifier_config',
@@ -45,9 +47,9 @@ _logger = logging.getLogger(__name__)
 
 RELEASE_URL = 'https://github.com/huawei-noah/Efficient-AI-Backbones/releases/download/snnmlp/'
 # ImageNet-1k val top-1 (%): the released checkpoints' (in their file names), the paper's Table 1.
-REPORTED_TOP1 = {'snnmlp_tiny': 81.88, 'snnmlp_small': 83.30, 'snnmlp_base': 83.59}
-PAPER_TOP1 = {'snnmlp_tiny': 81.9, 'snnmlp_small': 83.3, 'snnmlp_base': 83.5}
-TIMM_MODEL_NAMES = tuple(REPORTED_TOP1)
+REPORTED_TOP1 = {name: v.reported_top1 for name, v in TIMM_VARIANTS.items()}
+PAPER_TOP1 = {name: v.paper_top1 for name, v in TIMM_VARIANTS.items()}
+TIMM_MODEL_NAMES = tuple(TIMM_VARIANTS)
 GLOBAL_POOLS = ('avg', '')
 
 
@@ -59,21 +61,26 @@ class SNNMLPClassifier(nn.Module):
         num_classes (int): classes of the linear head; 0 for none. Default: 1000.
         global_pool (str): 'avg', or '' for no pooling (then the head, if any,
             gives per-location logits, N x classes x H x W). Default: 'avg'.
-        embed_dim (int): channels of stage 0 (stage i has ``embed_dim * 2**i``).
-        depths (Sequence[int]): blocks per stage.
-        patch_size (int): patch embedding stride. Default: 4.
-        mlp_ratio (float): channel MLP expansion. Default: 4.
+        embed_dim (int): channels of stage 0 (stage i has ``embed_dim * 2**i``);
+            SNNMLPSpec's ``embed_dims``. Default: 96.
+        depths (Sequence[int]): blocks per stage. Default: (2, 2, 6, 2).
         drop_rate (float): dropout before the head. Default: 0.
-        proj_drop_rate (float): dropout in the channel MLPs. Default: 0.
-        drop_path_rate (float): stochastic depth, rising linearly over the
-            blocks to this value. Default: 0.2.
-        lif_group (int | None): LIF group size; None for global LIF. Default: 4.
-        lif_tau, lif_vth (float): initial tau / Vth of every LIF neuron.
-            Default: 0.25 each (checkpoint values override them).
-        learn_tau, learn_vth (bool): train tau / Vth. Default: True.
-        lif_fix_tau, lif_fix_vth, token_mixer, dwconv, shift_size,
-            shift_dilation, lif_placement: the paper's ablations, as in
-            :class:`mmsnnmlp.models.SNNMLP`; the defaults are the paper's model.
+        proj_drop_rate (float): dropout in the channel MLPs (SNNMLPSpec's
+            ``drop_rate``). Default: 0.
+        device, dtype: where and in which dtype the parameters are made, as
+            timm's models take them (``device='meta'`` allocates nothing).
+        **spec_options: the other architecture and ablation options, each a
+            field of :class:`~mmsnnmlp.models.variants.SNNMLPSpec` under the
+            same name, as :class:`mmsnnmlp.models.SNNMLP` takes them:
+            ``patch_size``, ``mlp_ratio``, ``drop_path_rate`` (default 0.2;
+            the timm models set their variant's), ``lif_group``, ``lif_tau``,
+            ``lif_vth`` (checkpoint values override these two),
+            ``learn_tau``, ``learn_vth``, ``lif_fix_tau``, ``lif_fix_vth``,
+            ``token_mixer``, ``dwconv``, ``shift_size``, ``shift_dilation``,
+            ``lif_placement``. The defaults are the paper's model.
+
+    Attributes:
+        spec (SNNMLPSpec): the architecture, checked.
     """
 
     def __init__(self,
@@ -82,60 +89,63 @@ class SNNMLPClassifier(nn.Module):
                  global_pool: str = 'avg',
                  embed_dim: int = 96,
                  depths: Sequence[int] = (2, 2, 6, 2),
-                 patch_size: int = 4,
-                 mlp_ratio: float = 4.0,
                  drop_rate: float = 0.0,
                  proj_drop_rate: float = 0.0,
-                 drop_path_rate: float = 0.2,
-                 lif_group: Optional[int] = 4,
-                 lif_tau: float = 0.25,
-                 lif_vth: float = 0.25,
-                 learn_tau: bool = True,
-                 learn_vth: bool = True,
-                 lif_fix_tau: bool = False,
-                 lif_fix_vth: bool = False,
-                 token_mixer: str = 'lif',
-                 dwconv: bool = True,
-                 shift_size: int = 5,
-                 shift_dilation: int = 1,
-                 lif_placement: Optional[str] = None):
+                 device: Optional[Union[str, torch.device]] = None,
+                 dtype: Optional[torch.dtype] = None,
+                 **spec_options):
         super().__init__()
-        embed_dim, depths = resolve_arch(dict(embed_dims=embed_dim, depths=depths))
+        with torch.device(device) if device is not None else contextlib.nullcontext():
+            self._build(in_chans, num_classes, global_pool, embed_dim, depths, drop_rate,
+                        proj_drop_rate, spec_options)
+        if dtype is not None:
+            self.to(dtype=dtype)
+
+    def _build(self, in_chans, num_classes, global_pool, embed_dim, depths, drop_rate,
+               proj_drop_rate, spec_options) -> None:
+        self.spec = spec = SNNMLPSpec(embed_dims=embed_dim, depths=depths, in_channels=in_chans,
+                                      drop_rate=proj_drop_rate, **spec_options)
         _check_global_pool(global_pool)
-        if not 0.0 <= drop_path_rate < 1.0:
-            raise ValueError(f'drop_path_rate must be in [0, 1), got {drop_path_rate}')
         self.in_chans = in_chans
         self.num_classes = num_classes
         self.global_pool = global_pool
-        self.embed_dim, self.depths = embed_dim, depths
-        self.num_features = self.head_hidden_size = embed_dim * 2**(len(depths) - 1)
+        self.embed_dim, self.depths = spec.embed_dims, spec.depths
+        self.num_features = self.head_hidden_size = spec.num_features[-1]
         self.grad_checkpointing = False
 
-        self.patch_embed = PatchEmbed(in_chans, embed_dim, patch_size)
-        self.layers = build_stages(
-            embed_dim, depths, drop_path_rate, mlp_ratio=mlp_ratio, drop=proj_drop_rate,
-            token_mixer=token_mixer, dwconv=dwconv, lif_placement=lif_placement,
-            shift_size=shift_size, shift_dilation=shift_dilation, lif_group=lif_group,
-            init_tau=lif_tau, init_vth=lif_vth, fix_tau=lif_fix_tau, fix_vth=lif_fix_vth,
-            learn_tau=learn_tau, learn_vth=learn_vth)
+        self.patch_embed = PatchEmbed(in_chans, spec.embed_dims, spec.patch_size)
+        self.layers = build_stages(spec)
         self.norm = norm(self.num_features)
         self.head_drop = nn.Dropout(drop_rate)
         self.head = self._new_head(num_classes)
         # A stage's feature is its last block's output, before its patch merging.
         self.feature_info = [
-            dict(num_chs=embed_dim * 2**i, reduction=patch_size * 2**i,
+            dict(num_chs=spec.num_features[i], reduction=spec.patch_size * 2**i,
                  module=f'layers.{i}.blocks.{depth - 1}')
-            for i, depth in enumerate(depths)]
+            for i, depth in enumerate(spec.depths)]
         self.apply(_init_weights)
+
+    @classmethod
+    def from_spec(cls, spec: SNNMLPSpec, **kwargs) -> 'SNNMLPClassifier':
+        """The classifier of ``spec``; ``kwargs``: ``num_classes``, ``global_pool``,
+        ``drop_rate`` (before the head)."""
+        options = dataclasses.asdict(spec)
+        return cls(embed_dim=options.pop('embed_dims'), depths=options.pop('depths'),
+                   in_chans=options.pop('in_channels'), proj_drop_rate=options.pop('drop_rate'),
+                   **options, **kwargs)
 
     def _new_head(self, num_classes: int) -> nn.Module:
         if num_classes < 0:
             raise ValueError(f'num_classes must be >= 0, got {num_classes}')
         if num_classes == 0:
             return nn.Identity()
-        head = nn.Linear(self.num_features, num_classes)
+        # where the model's parameters are, in their dtype (also after .to())
+        like = next(self.layers.parameters(), None)
+        head = nn.Linear(self.num_features, num_classes,
+                         device=None if like is None else like.device,
+                         dtype=None if like is None else like.dtype)
         _init_weights(head)
-        return head
+        return head.train(self.training)
 
     # timm's model API ------------------------------------------------------
 
@@ -168,15 +178,10 @@ class SNNMLPClassifier(nn.Module):
                             (r'^layers\.(\d+)\.downsample', (99998,)),
                             (r'^norm', (99999,))])
 
-    def _check_input(self, x: Tensor) -> None:
-        if x.dim() != 4 or x.shape[1] != self.in_chans:
-            raise ValueError(f'SNN-MLP classifier expects input of shape '
-                             f'(N, {self.in_chans}, H, W), got {tuple(x.shape)}')
-
     def forward_features(self, x: Tensor) -> Tensor:
         """Last stage's features after the final norm, N x C x H/32 x W/32."""
-        self._check_input(x)
-        x = self.patch_embed(x)
+        x = self.patch_embed(_check_input(x, self.in_chans))
+        feat = x
         for stage in self.layers:
             feat, x = stage(x)
         return self.norm(feat)
@@ -187,7 +192,7 @@ class SNNMLPClassifier(nn.Module):
         x = self.head_drop(x)
         if pre_logits:
             return x
-        if x.dim() == 4:  # no pooling: classify every location
+        if not self.global_pool:  # no pooling: classify every location
             return self.head(x.movedim(1, -1)).movedim(-1, 1)
         return self.head(x)
 
@@ -214,7 +219,7 @@ class SNNMLPClassifier(nn.Module):
         """
         if output_fmt != 'NCHW':
             raise ValueError(f'SNN-MLP features are NCHW, got output_fmt={output_fmt!r}')
-        self._check_input(x)
+        x = _check_input(x, self.in_chans)
         take, last_taken = _stage_indices(len(self.layers), indices)
         last = len(self.layers) - 1
         stages = self.layers[:last_taken + 1] if stop_early else self.layers
@@ -250,6 +255,27 @@ class SNNMLPClassifier(nn.Module):
         load_released_weights(self, safe_load(checkpoint_path), source=str(checkpoint_path))
 
 
+def _check_input(x: Tensor, in_chans: int) -> Tensor:
+    """``x``, if it is an (N, in_chans, H, W) tensor; TorchScript-able, and a
+    leaf of torch.fx graphs (``torch.fx.wrap`` below), so traced and scripted
+    models check their input too."""
+    if x.dim() != 4 or x.shape[1] != in_chans:
+        if torch.jit.is_scripting():
+            raise ValueError('SNN-MLP classifier expects input of shape (N, in_chans, H, W)')
+        else:
+            raise ValueError(f'SNN-MLP classifier expects input of shape '
+                             f'(N, {in_chans}, H, W), got {tuple(x.shape)}')
+    return x
+
+
+torch.fx.wrap('_check_input')
+
+# Our fused ops branch on their input's size and dtype: timm's fx feature
+# extraction keeps them as leaf modules, as it does for its own such layers.
+register_notrace_module(LIF)
+register_notrace_module(NormAct)
+
+
 def _check_global_pool(global_pool: str) -> None:
     if global_pool not in GLOBAL_POOLS:
         raise ValueError(f'global_pool must be one of {GLOBAL_POOLS}, got {global_pool!r}')
@@ -283,15 +309,6 @@ def _init_weights(module: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-def checkpoint_filter_fn(state_dict: Mapping[str, Any], model: Optional[nn.Module] = None
-                         ) -> Dict[str, Tensor]:
-    """A released checkpoint, either layout, as this classifier's state dict.
-
-    The keys are the classifier's own; only the training layout's ``model``
-    wrapper (and a DataParallel ``module.`` prefix) come off."""
-    return extract_state_dict(state_dict, 'SNN-MLP checkpoint')
-
-
 def load_released_weights(model: SNNMLPClassifier, checkpoint: Mapping[str, Any],
                           source: str = 'checkpoint') -> None:
     """Load a released checkpoint (already read safely) into ``model``, all or nothing.
@@ -315,21 +332,8 @@ def load_released_weights(model: SNNMLPClassifier, checkpoint: Mapping[str, Any]
     if proj is not None and proj.dim() == 4 and proj.shape[1] != model.in_chans:
         state['patch_embed.proj.weight'] = adapt_input_conv(model.in_chans, proj,
                                                             base_chans=proj.shape[1])
-    missing = [k for k in own if k not in state and not (new_head and k.startswith('head.'))]
-    unexpected = [k for k in state if k not in own]
-    mismatched = [f'{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}'
-                  for k in state if k in own and state[k].shape != own[k].shape]
-    if missing or unexpected or mismatched:
-        lines = [f'{source} does not fit this SNN-MLP classifier (checkpoint: '
-                 f'{describe_arch(state)}; model: {describe_arch(own)}).']
-        hint = '' if mismatched else lif_keys_hint(missing, unexpected, own)
-        lines += [hint] if hint else []
-        for what, keys in (('missing keys', missing), ('unexpected keys', unexpected),
-                           ('shape mismatch', mismatched)):
-            if keys:
-                more = f' ... (+{len(keys) - 6} more)' if len(keys) > 6 else ''
-                lines.append(f'{what} ({len(keys)}): {", ".join(keys[:6])}{more}')
-        raise CheckpointError('\n'.join(lines))
+    check_fit(own, state, source, 'SNN-MLP classifier',
+              may_miss=lambda key: new_head and key.startswith('head.'))
     model.load_state_dict(state, strict=False)
 
 
@@ -339,18 +343,12 @@ def classifier_arch(state_dict: Mapping[str, Tensor]) -> Dict[str, Any]:
         raise CheckpointError('Not an SNN-MLP classifier checkpoint: it has no '
                               '"patch_embed.proj.weight" or no "head.weight" (a backbone or '
                               'detector checkpoint cannot be scored as a classifier)')
-    depths: Dict[int, int] = {}
-    for key in state_dict:
-        parts = key.split('.')
-        if len(parts) > 3 and parts[0] == 'layers' and parts[2] == 'blocks':
-            stage, block = int(parts[1]), int(parts[3])
-            depths[stage] = max(depths.get(stage, 0), block + 1)
-    if sorted(depths) != list(range(len(depths))) or not depths:
+    arch = describe_arch(state_dict)
+    if arch['stages'] != tuple(range(len(arch['stages']))) or not arch['stages']:
         raise CheckpointError(f'Cannot read the stages off the checkpoint (stages found: '
-                              f'{sorted(depths)})')
-    return dict(embed_dim=state_dict['patch_embed.proj.weight'].shape[0],
-                depths=tuple(depths[i] for i in range(len(depths))),
-                num_classes=state_dict['head.weight'].shape[0])
+                              f'{list(arch["stages"])})')
+    return dict(embed_dim=arch['embed_dims'], depths=arch['depths'],
+                num_classes=arch['num_classes'])
 
 
 def classifier_config(path: str) -> Tuple[str, Dict[str, Any]]:
@@ -391,11 +389,10 @@ def create_from_checkpoint(path: str, variant: Optional[str] = None,
     if num_classes is not None and num_classes != arch['num_classes']:
         raise CheckpointError(f'{path} has a head of {arch["num_classes"]} classes, '
                               f'not {num_classes}')
-    released = next((name for name, (a, _) in _VARIANTS.items()
-                     if (ARCH_SETTINGS[a]['embed_dims'], ARCH_SETTINGS[a]['depths'])
-                     == (arch['embed_dim'], arch['depths'])), None)
-    if variant is not None and variant not in _VARIANTS:
-        raise ValueError(f'Unknown variant {variant!r}; choose from {sorted(_VARIANTS)}')
+    released = find_variant(arch['embed_dim'], arch['depths'])
+    released = released.timm_name if released else None
+    if variant is not None and variant not in TIMM_VARIANTS:
+        raise ValueError(f'Unknown variant {variant!r}; choose from {sorted(TIMM_VARIANTS)}')
     if variant is None:
         variant = released or 'snnmlp_tiny'
         if released is None:
@@ -425,22 +422,14 @@ def _cfg(url: str = '', **kwargs) -> Dict[str, Any]:
 
 
 default_cfgs = generate_default_cfgs({
-    'snnmlp_tiny.in1k': _cfg(RELEASE_URL + 'snnmlp_tiny_81.88.pt'),
-    'snnmlp_small.in1k': _cfg(RELEASE_URL + 'snnmlp_small_83.30.pt'),
-    'snnmlp_base.in1k': _cfg(RELEASE_URL + 'snnmlp_base_83.59.pt'),
-})
-
-
-# ImageNet drop path per variant (spec section 1); embed dims and depths as the backbone's.
-_VARIANTS = {'snnmlp_tiny': ('tiny', 0.2), 'snnmlp_small': ('small', 0.3),
-             'snnmlp_base': ('base', 0.5)}
+    f'{name}.in1k': _cfg(RELEASE_URL + v.release_file) for name, v in TIMM_VARIANTS.items()})
 
 
 def _create_snnmlp(variant: str, pretrained: bool = False, **kwargs) -> SNNMLPClassifier:
-    arch, drop_path_rate = _VARIANTS[variant]
-    kwargs = {'embed_dim': ARCH_SETTINGS[arch]['embed_dims'],
-              'depths': ARCH_SETTINGS[arch]['depths'],
-              'drop_path_rate': drop_path_rate, **kwargs}
+    # the variant's shape and ImageNet drop path, unless given
+    v = TIMM_VARIANTS[variant]
+    kwargs = {'embed_dim': v.embed_dims, 'depths': v.depths,
+              'drop_path_rate': v.drop_path_rate, **kwargs}
     if not kwargs.get('pretrained_cfg'):  # our own cfg, also when called outside timm's registry
         tag, cfg = default_cfgs[variant].default_with_tag
         kwargs['pretrained_cfg'] = dataclasses.replace(cfg, architecture=variant, tag=tag)

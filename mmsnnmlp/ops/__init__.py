@@ -1,7 +1,9 @@
 """Framework-neutral operators of SNN-MLP."""
-from .dispatch import IMPLS, set_impl
-from .lif import LIF, lif, lif_reference, lif_trace
-from .norm_act import NormAct, norm_act
+from . import selfcheck  # noqa: F401  (installs the Triton self-check of impl='auto')
+from .dispatch import IMPLS
+from .lif import lif, lif_reference, lif_trace
+from .modules import LIF, NormAct, set_impl
+from .norm_act import norm_act
 
 __all__ = ['IMPLS', 'LIF', 'NormAct', 'lif', 'lif_reference', 'lif_trace', 'norm_act',
            'set_impl']

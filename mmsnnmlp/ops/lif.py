@@ -1,6 +1,6 @@
 """Full-precision LIF (leaky integrate-and-fire) token mixing along H or W.
 
-Semantics (spec section 2): the chosen axis is cut into groups of ``group``
+Semantics: the chosen axis is cut into groups of ``group``
 consecutive positions starting at 0; only the full groups are processed, the
 tail passes through. Within a group, per position along the other axes::
 
@@ -18,14 +18,16 @@ library op ``mmsnnmlp::lif`` that saves only its input and recomputes the
 cheap recurrence in backward, in float32 for reduced precision. The PyTorch
 path below runs on any device; :mod:`.lif_triton` holds the CUDA kernels.
 :func:`lif_reference` is the same math as plain differentiable PyTorch ops,
-the oracle for every fast path (``impl='reference'``).
+the oracle for every fast path (``impl='reference'``). The module
+:class:`~mmsnnmlp.ops.LIF` lives in :mod:`.modules`.
 """
-from typing import Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from . import dispatch
+from . import dispatch, lif_triton
+from .library import compute_dtype, define_op, like
 
 Scalar = Union[float, Tensor]
 
@@ -48,11 +50,6 @@ def _as_param(value: Scalar, like: Tensor) -> Tensor:
     if value.numel() != 1:
         raise ValueError(f'tau and Vth must hold one value, got shape {tuple(value.shape)}')
     return value.to(device=like.device)
-
-
-def compute_dtype(x: Tensor) -> torch.dtype:
-    """float64 stays float64; everything else computes in float32."""
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
 def _split_groups(t: Tensor, dim: int, group: Optional[int]) -> Tuple[Optional[Tensor], int]:
@@ -144,9 +141,8 @@ def _torch_backward(grad: Tensor, x: Tensor, tau: Tensor, vth: Tensor, group: Op
 
 def _lif_forward(x: Tensor, tau: Tensor, vth: Tensor, group: Optional[int], dim: int,
                  impl: str) -> Tensor:
-    from . import lif_triton
     return dispatch.run('lif', impl, x,
-                        lambda: dispatch.like(x, lif_triton.forward(x, tau, vth, group, dim)),
+                        lambda: like(x, lif_triton.forward(x, tau, vth, group, dim)),
                         lambda: _torch_forward(x, tau, vth, group, dim))
 
 
@@ -156,18 +152,17 @@ def _lif_forward_fake(x, tau, vth, group, dim, impl):
 
 def _lif_backward(grad: Tensor, x: Tensor, tau: Tensor, vth: Tensor, group: Optional[int],
                   dim: int, impl: str) -> Tuple[Tensor, Tensor, Tensor]:
-    from . import lif_triton
     grad_x, grad_tau, grad_vth = dispatch.run(
         'lif', impl, x, lambda: lif_triton.backward(grad, x, tau, vth, group, dim),
         lambda: _torch_backward(grad, x, tau, vth, group, dim))
-    return dispatch.like(x, grad_x), grad_tau, grad_vth
+    return like(x, grad_x), grad_tau, grad_vth
 
 
 def _lif_backward_fake(grad, x, tau, vth, group, dim, impl):
     return torch.empty_like(x), tau.new_empty(tau.shape), vth.new_empty(vth.shape)
 
 
-_lif_backward_op = dispatch.define_op('lif_backward', _lif_backward, _lif_backward_fake)
+_lif_backward_op = define_op('lif_backward', _lif_backward, _lif_backward_fake)
 
 
 def _setup_context(ctx, inputs, output):
@@ -184,7 +179,7 @@ def _backward(ctx, grad):
             grad_vth if ctx.needs_input_grad[2] else None, None, None, None)
 
 
-_lif_op = dispatch.define_op('lif', _lif_forward, _lif_forward_fake, _backward, _setup_context)
+_lif_op = define_op('lif', _lif_forward, _lif_forward_fake, _backward, _setup_context)
 
 
 def lif(x: Tensor, tau: Scalar, vth: Scalar, group: Optional[int] = 4, dim: int = 2,
@@ -209,26 +204,49 @@ def lif(x: Tensor, tau: Scalar, vth: Scalar, group: Optional[int] = 4, dim: int 
     return _lif_op(x, _as_param(tau, x), _as_param(vth, x), group, dim, impl)
 
 
-def _recurrence(xv: Tensor, tau: Tensor, vth: Tensor, step: int):
-    """The LIF recurrence over axis ``step`` of a grouped view (see
-    :func:`_split_groups`), as differentiable PyTorch ops: yields
-    ``(u_j, fired_j, out_j)`` for j = 0 .. group - 1."""
-    potential = None
-    for j in range(xv.shape[step]):
+def _potentials(x: Tensor, tau: Tensor, vth: Tensor, group: Optional[int],
+                dim: int) -> Optional[Tensor]:
+    """``u`` on the full groups of ``x`` along ``dim`` (in x's layout), or None
+    when there is no full group. TorchScript-able."""
+    length = x.size(dim)
+    size = length if group is None else group
+    n_groups = length // size if size > 0 else 0
+    if n_groups == 0:
+        return None
+    xv = x.narrow(dim, 0, n_groups * size).unflatten(dim, [n_groups, size])
+    step = dim + 1
+    potentials: List[Tensor] = []
+    potential: Optional[Tensor] = None
+    for j in range(size):
         u = xv.select(step, j)
         if potential is not None:
             u = tau * potential + u
-        fired = u > vth
-        yield u, fired, torch.where(fired, u, vth)
-        potential = torch.where(fired, torch.zeros_like(u), u)
+        potentials.append(u)
+        if j < size - 1:
+            potential = torch.where(u > vth, torch.zeros_like(u), u)  # reset after a spike
+    return torch.stack(potentials, step).flatten(dim, step)
 
 
-def _ungroup(steps, tail: Tensor, dim: int) -> Tensor:
-    """Per-step tensors stacked back into the layout of ``tail``, which fills
-    the positions after the last full group."""
-    processed = torch.stack(steps, dim + 1).flatten(dim, dim + 1)
-    rest = tail.narrow(dim, processed.shape[dim], tail.shape[dim] - processed.shape[dim])
+def _with_tail(processed: Tensor, tail: Tensor, dim: int) -> Tensor:
+    """``processed`` followed along ``dim`` by the positions of ``tail`` after it."""
+    rest = tail.narrow(dim, processed.size(dim), tail.size(dim) - processed.size(dim))
     return torch.cat([processed, rest], dim)
+
+
+def reference(x: Tensor, tau: Tensor, vth: Tensor, group: Optional[int], dim: int) -> Tensor:
+    """:func:`lif_reference` on checked arguments (tau, Vth: one-value tensors;
+    ``dim`` 2 or 3); TorchScript-able, so that scripted models run it.
+
+    The output is ``where(u > Vth, u, Vth)`` computed once on the re-assembled
+    potentials: a new tensor, never a view of the stacked steps, whose
+    symbolic strides inductor cannot order when compiled for changing sizes."""
+    u = _potentials(x, tau, vth, group, dim)
+    if u is None:
+        # Nothing is processed. tau and Vth still get (zero) gradients, as from
+        # the fused ops, so an optimiser treats them alike whichever path ran:
+        # an empty sum is +0.0, and x - 0.0 keeps every value, -0.0 included.
+        return x - (tau[:0].sum() + vth[:0].sum()).to(x.dtype)
+    return _with_tail(torch.where(u > vth, u, vth), x, dim)
 
 
 def lif_reference(x: Tensor, tau: Scalar, vth: Scalar, group: Optional[int] = 4,
@@ -236,16 +254,9 @@ def lif_reference(x: Tensor, tau: Scalar, vth: Scalar, group: Optional[int] = 4,
     """Unfused oracle: the recurrence as differentiable PyTorch ops.
 
     Autograd through ``where`` with a non-differentiable comparison yields
-    exactly the spec's straight-through gradients."""
+    exactly the straight-through gradients described above."""
     dim = _check_args(x, group, dim)
-    tau, vth = _as_param(tau, x), _as_param(vth, x)
-    xv, _ = _split_groups(x, dim, group)
-    if xv is None:
-        # Nothing is processed. tau and Vth still get (zero) gradients, as from
-        # the fused ops, so an optimiser treats them alike whichever path ran:
-        # an empty sum is +0.0, and x - 0.0 keeps every value, -0.0 included.
-        return x - (tau[:0].sum() + vth[:0].sum()).to(x.dtype)
-    return _ungroup([out for _, _, out in _recurrence(xv, tau, vth, dim + 1)], x, dim)
+    return reference(x, _as_param(tau, x), _as_param(vth, x), group, dim)
 
 
 def lif_trace(x: Tensor, tau: Scalar, vth: Scalar, group: Optional[int] = 4,
@@ -259,59 +270,10 @@ def lif_trace(x: Tensor, tau: Scalar, vth: Scalar, group: Optional[int] = 4,
     (tools/analysis_tools/visualize_lif.py), not for training."""
     dim = _check_args(x, group, dim)
     tau, vth = _as_param(tau, x), _as_param(vth, x)
-    xv, _ = _split_groups(x, dim, group)
-    if xv is None:
+    u = _potentials(x, tau, vth, group, dim)
+    if u is None:
         return x.clone(), x.clone(), torch.zeros_like(x, dtype=torch.bool)
-    u, fired, out = zip(*_recurrence(xv, tau, vth, dim + 1))
-    return (_ungroup(out, x, dim), _ungroup(u, x, dim),
-            _ungroup(fired, torch.zeros_like(x, dtype=torch.bool), dim))
+    fired = u > vth
+    return (_with_tail(torch.where(fired, u, vth), x, dim), _with_tail(u, x, dim),
+            _with_tail(fired, torch.zeros_like(x, dtype=torch.bool), dim))
 
-
-class LIF(nn.Module):
-    """LIF neuron layer with scalar ``tau`` and ``Vth`` parameters.
-
-    Args:
-        dim (int): 2 to run along H, 3 along W.
-        group (int | None): LIF group size; None for global; -1 for no LIF
-            (the identity, the official code's ``lif=-1``: tau and Vth are
-            still made, as there, so its checkpoints load). Default: 4.
-        init_tau (float): initial leak factor. Default: 0.25.
-        init_vth (float): initial threshold. Default: 0.25 (the paper's best).
-        learn_tau (bool): whether tau is trained. Default: True.
-        learn_vth (bool): whether Vth is trained. Default: True.
-        fix_tau (bool): tau is the plain float ``init_tau``, not a parameter
-            (the official ``--lif_fix_tau``): it is absent from the state
-            dict, and ``learn_tau`` does not apply. Default: False.
-        fix_vth (bool): the same for Vth (``--lif_fix_vth``). Default: False.
-        impl (str): implementation of :func:`lif`; see
-            :func:`mmsnnmlp.ops.set_impl`. Default: 'auto'.
-    """
-
-    def __init__(self, dim: int, group: Optional[int] = 4, init_tau: float = 0.25,
-                 init_vth: float = 0.25, learn_tau: bool = True, learn_vth: bool = True,
-                 fix_tau: bool = False, fix_vth: bool = False, impl: str = 'auto'):
-        super().__init__()
-        if dim not in (2, 3):
-            raise ValueError(f'LIF dim must be 2 (H) or 3 (W), got {dim}')
-        if group is not None and group != -1 and (not isinstance(group, int) or group < 1):
-            raise ValueError(f'LIF group must be an int >= 1, None (global) or -1 (no LIF), '
-                             f'got {group!r}')
-        self.dim, self.group, self.impl = dim, group, dispatch.check_impl(impl)
-        # Not learned (learn_*=False) stays a frozen parameter, so checkpoints keep the keys;
-        # fixed (fix_*=True) is a plain float, as in the official code.
-        self.tau = float(init_tau) if fix_tau else nn.Parameter(
-            torch.tensor([float(init_tau)]), requires_grad=learn_tau)
-        self.Vth = float(init_vth) if fix_vth else nn.Parameter(
-            torch.tensor([float(init_vth)]), requires_grad=learn_vth)
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.group == -1:
-            return x
-        return lif(x, self.tau, self.Vth, self.group, self.dim, self.impl)
-
-    def extra_repr(self) -> str:
-        axis = 'H' if self.dim == 2 else 'W'
-        group = {None: 'global', -1: 'off (identity)'}.get(self.group, self.group)
-        fixed = [f'{name}={value} (fixed)' for name, value in (('tau', self.tau), ('Vth', self.Vth))
-                 if isinstance(value, float)]
-        return ', '.join([f'along={axis}, group={group}'] + fixed + [f'impl={self.impl}'])

@@ -1,6 +1,6 @@
 """Fused LIF kernels in Triton: one launch for forward, one for backward.
 
-Same semantics as :func:`mmsnnmlp.ops.lif.lif_reference` (spec section 2).
+Same semantics as :func:`mmsnnmlp.ops.lif.lif_reference`.
 
 Layout. An NCHW tensor is viewed as ``[outer, length, inner]`` where
 ``length`` is the LIF axis: along H, ``outer = N*C`` and ``inner = W``; along
@@ -29,7 +29,7 @@ backward needs no scratch memory. dtau/dVth are reduced per program into a
 partials buffer and summed with torch: deterministic, no atomics.
 
 Tests run these kernels on CPU tensors under ``TRITON_INTERPRET=1``
-(``impl='triton'``); :func:`mmsnnmlp.ops.dispatch.jit` wraps them lazily, per
+(``impl='triton'``); :func:`mmsnnmlp.ops.triton_utils.jit` wraps them lazily, per
 interpreter flag. Autograd lives in :mod:`.lif` (the ``mmsnnmlp::lif`` op).
 """
 from typing import Optional, Tuple
@@ -37,7 +37,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from .dispatch import NO_FP_FUSION, add_combine, jit, triton
+from .triton_utils import NO_FP_FUSION, add_combine, jit, triton
 
 if triton is not None:
     import triton.language as tl
@@ -49,7 +49,7 @@ else:  # lets the kernel signature below parse; nothing here runs without triton
 # Kernel
 # --------------------------------------------------------------------------
 # Portability (triton 2.1 to 3.8, compiled and interpreted): the kernels use
-# only Triton builtins plus dispatch.add_combine (tl.sum/tl.zeros are jit
+# only Triton builtins plus triton_utils.add_combine (tl.sum/tl.zeros are jit
 # functions made at import, which the interpreter refuses unless
 # TRITON_INTERPRET was set before that import), and every loop bound is a
 # constexpr (the triton 3.6 interpreter cannot turn a runtime int into a

@@ -18,26 +18,32 @@ Like ``F.group_norm``, the output is float32 under autocast; ``out_dtype``
 picks another (the model asks for the autocast dtype where a convolution
 follows, which would cast to it anyway).
 
-:class:`NormAct` is the module: an ``nn.GroupNorm(1, C)`` subclass, so its
-parameters, state-dict keys and every ``isinstance(m, nn.GroupNorm)`` check
-(init, ``norm_eval``, optimizer weight-decay rules) stay as they were.
+The module, :class:`~mmsnnmlp.ops.NormAct`, lives in :mod:`.modules`.
 """
 import math
 from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from . import dispatch
-from .lif import compute_dtype
+from . import dispatch, norm_act_triton
+from .library import compute_dtype, define_op, like
 
 ACTS = (None, 'gelu')
 
 
+# Resolved once: torch >= 2.4 has per-device-type autocast queries.
+_HAS_AUTOCAST_DTYPE = hasattr(torch, 'get_autocast_dtype')
+_autocast_available = getattr(torch.amp, 'is_autocast_available', None)
+
+
 def autocast_dtype(device_type: str) -> Optional[torch.dtype]:
-    """The autocast dtype for ``device_type`` if autocast is on there, else None."""
-    if hasattr(torch, 'get_autocast_dtype'):  # torch >= 2.4
+    """The autocast dtype for ``device_type`` if autocast is on there, else None
+    (also for device types without autocast, e.g. 'meta')."""
+    if _autocast_available is not None and not _autocast_available(device_type):
+        return None
+    if _HAS_AUTOCAST_DTYPE:
         on = torch.is_autocast_enabled(device_type)
         return torch.get_autocast_dtype(device_type) if on else None
     if device_type == 'cpu':
@@ -84,7 +90,7 @@ def _torch_backward(grad: Tensor, x: Tensor, weight: Optional[Tensor], bias: Opt
                     ) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
     ctype = compute_dtype(x)
     n, c = x.shape[:2]
-    xc, g = x.to(ctype), dispatch.like(x, grad.to(ctype))
+    xc, g = x.to(ctype), like(x, grad.to(ctype))
     w = None if weight is None else weight.to(ctype)
     xhat = None
     if gelu:  # recompute GELU's input z
@@ -116,13 +122,12 @@ def _torch_backward(grad: Tensor, x: Tensor, weight: Optional[Tensor], bias: Opt
 
 def _forward(x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor], eps: float,
              gelu: bool, impl: str, out_dtype: torch.dtype) -> Tuple[Tensor, Tensor, Tensor]:
-    from . import norm_act_triton
     act = 'gelu' if gelu else None
     y, mean, rstd = dispatch.run(
         'norm_act', impl, x,
         lambda: norm_act_triton.forward(x, weight, bias, eps, act, out_dtype),
         lambda: _torch_forward(x, weight, bias, eps, gelu, out_dtype))
-    return dispatch.like(x, y), mean, rstd
+    return like(x, y), mean, rstd
 
 
 def _forward_fake(x, weight, bias, eps, gelu, impl, out_dtype):
@@ -135,13 +140,12 @@ def _backward(grad: Tensor, x: Tensor, weight: Optional[Tensor], bias: Optional[
               mean: Tensor, rstd: Tensor, gelu: bool, impl: str
               ) -> Tuple[Tensor, Tensor, Tensor]:
     """(dx, dweight, dbias); without weight, the last two are empty."""
-    from . import norm_act_triton
     dx, dweight, dbias = dispatch.run(
         'norm_act', impl, x,
         lambda: norm_act_triton.backward(grad, x, weight, bias, mean, rstd,
                                          'gelu' if gelu else None),
         lambda: _torch_backward(grad, x, weight, bias, mean, rstd, gelu))
-    dx = dispatch.like(x, dx.to(x.dtype))
+    dx = like(x, dx.to(x.dtype))
     if weight is None:
         return dx, x.new_empty(0), x.new_empty(0)
     return dx, dweight.to(weight.dtype), dbias.to(bias.dtype)
@@ -153,7 +157,7 @@ def _backward_fake(grad, x, weight, bias, mean, rstd, gelu, impl):
     return torch.empty_like(x), weight.new_empty(weight.shape), bias.new_empty(bias.shape)
 
 
-_backward_op = dispatch.define_op('norm_act_backward', _backward, _backward_fake)
+_backward_op = define_op('norm_act_backward', _backward, _backward_fake)
 
 
 def _setup_context(ctx, inputs, output):
@@ -174,7 +178,7 @@ def _autograd_backward(ctx, grad, grad_mean, grad_rstd):
             None, None, None, None)
 
 
-_op = dispatch.define_op('norm_act', _forward, _forward_fake, _autograd_backward, _setup_context)
+_op = define_op('norm_act', _forward, _forward_fake, _autograd_backward, _setup_context)
 
 
 def norm_act(x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor], eps: float = 1e-5,
@@ -216,32 +220,3 @@ def norm_act(x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor], eps: f
         return (F.gelu(y) if act == 'gelu' else y).to(out_dtype)
     return _op(x, weight, bias, float(eps), act == 'gelu', impl, out_dtype)[0]
 
-
-class NormAct(nn.GroupNorm):
-    """``GroupNorm(1, num_channels)`` (+ GELU) computed by :func:`norm_act`.
-
-    Args:
-        num_channels (int): C.
-        eps (float): Default: 1e-5.
-        act (str | None): None or 'gelu'. Default: None.
-        autocast_output (bool): under autocast, output the autocast dtype
-            instead of float32; for norms whose consumer is a convolution or
-            another op that would cast anyway. Default: False.
-        impl (str): implementation; see :func:`mmsnnmlp.ops.set_impl`.
-            Default: 'auto'.
-    """
-
-    def __init__(self, num_channels: int, eps: float = 1e-5, act: Optional[str] = None,
-                 autocast_output: bool = False, impl: str = 'auto'):
-        super().__init__(1, num_channels, eps=eps)
-        if act not in ACTS:
-            raise ValueError(f'NormAct act must be None or "gelu", got {act!r}')
-        self.act, self.autocast_output = act, autocast_output
-        self.impl = dispatch.check_impl(impl)
-
-    def forward(self, x: Tensor) -> Tensor:
-        out_dtype = autocast_dtype(x.device.type) if self.autocast_output else None
-        return norm_act(x, self.weight, self.bias, self.eps, self.act, self.impl, out_dtype)
-
-    def extra_repr(self) -> str:
-        return f'{super().extra_repr()}, act={self.act}, impl={self.impl}'

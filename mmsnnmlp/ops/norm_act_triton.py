@@ -30,7 +30,7 @@ ended and find its last tiles still in L2 (an unmeasured, free guess).
 
 Portability as in :mod:`.lif_triton`: loop bounds are constexprs, kernels
 call only Triton builtins (no helper functions, which would have to be
-jitted per interpreter mode), and :func:`.dispatch.jit` wraps them lazily, so
+jitted per interpreter mode), and :func:`.triton_utils.jit` wraps them lazily, so
 ``TRITON_INTERPRET=1`` runs them on CPU tensors.
 """
 import math
@@ -39,7 +39,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from .dispatch import add_combine, jit, triton
+from .triton_utils import add_combine, jit, triton
 
 if triton is not None:
     import triton.language as tl

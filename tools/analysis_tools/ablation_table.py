@@ -21,30 +21,24 @@ import sys
 
 import timm
 import torch
-from mmengine.analysis import get_model_complexity_info
 from mmengine.config import Config
 
 import mmsnnmlp  # noqa: F401  registers SNNMLP and the timm models
+from mmsnnmlp.analysis.flops import build_model, classifier_complexity, complexity
+from mmsnnmlp.engine.launch import exit_unless_writable
 from mmsnnmlp.models.snnmlp_timm import classifier_config
-from mmsnnmlp.ops import set_impl
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from get_flops import build_model, complexity  # noqa: E402  (tools/analysis_tools)
 
 
 def imagenet_rows():
     rows = []
     for path in sorted(glob.glob(osp.join(ROOT, 'configs/ablation/imagenet/*.py'))):
         name, kwargs = classifier_config(path)
-        model = set_impl(timm.create_model(name, **kwargs).eval(), 'reference')  # as get_flops
-        with torch.no_grad():
-            info = get_model_complexity_info(model, inputs=(torch.rand(1, 3, 224, 224),),
-                                             show_table=False, show_arch=False)
+        result = classifier_complexity(timm.create_model(name, **kwargs), 224)
         rows.append(dict(config=osp.relpath(path, ROOT), kwargs=kwargs,
                          paper_top1=Config.fromfile(path).get('paper_top1'),
-                         params=sum(p.numel() for p in model.parameters()),
-                         flops=info['flops']))
+                         params=result['params'], flops=result['flops']))
         print(f'{rows[-1]["config"]}: {rows[-1]["params"]:,} params, '
               f'{rows[-1]["flops"] / 1e9:.3f} GFLOPs', file=sys.stderr, flush=True)
     return rows
@@ -77,6 +71,7 @@ def main(argv=None):
                         help='with --dense: their FLOPs too (slow)')
     parser.add_argument('--json', help='write the numbers here')
     args = parser.parse_args(argv)
+    exit_unless_writable((args.json, '--json'))
     torch.set_grad_enabled(False)
     result = dict(imagenet=imagenet_rows())
     print('| ImageNet config | paper top-1 | params | FLOPs (224x224) |\n|---|---|---|---|')

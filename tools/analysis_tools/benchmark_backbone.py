@@ -2,7 +2,7 @@
 
 Every model is built, warmed up and timed in this one process on the same
 input, so the numbers compare (timing, memory and tables:
-:mod:`mmsnnmlp.utils.benchmark`). ``--rounds`` times the models round-robin,
+:mod:`mmsnnmlp.analysis.benchmark`). ``--rounds`` times the models round-robin,
 for machines shared with other work; CPU rows also give the process CPU time.
 
 Models: snnmlp-t/s/b (mmsnnmlp, ``impl='auto'``), snnmlp-t-ref (SNN-MLP-T on
@@ -32,7 +32,10 @@ import sys
 
 import torch
 
-from mmsnnmlp.utils import benchmark as bench
+from mmsnnmlp.analysis import benchmark as bench
+from mmsnnmlp.analysis.baselines import MODELS
+from mmsnnmlp.analysis.tables import MODEL_COLUMNS, text_table
+from mmsnnmlp.engine.launch import exit_unless_writable
 
 DEFAULT_MODELS = ('snnmlp-t', 'snnmlp-t-ref', 'swin-t', 'resnet50')
 
@@ -40,8 +43,8 @@ DEFAULT_MODELS = ('snnmlp-t', 'snnmlp-t-ref', 'swin-t', 'resnet50')
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--models', nargs='+', default=list(DEFAULT_MODELS), choices=bench.MODELS,
-                   metavar='MODEL', help=f'from {", ".join(bench.MODELS)} (default: %(default)s)')
+    p.add_argument('--models', nargs='+', default=list(DEFAULT_MODELS), choices=MODELS,
+                   metavar='MODEL', help=f'from {", ".join(MODELS)} (default: %(default)s)')
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
                    choices=['cpu', 'cuda'])
     p.add_argument('--dtype', default='fp32', choices=list(bench.DTYPES),
@@ -75,6 +78,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    exit_unless_writable((args.json, '--json'))
     device = torch.device(args.device)
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise SystemExit('--device cuda: CUDA is not available')
@@ -85,10 +89,10 @@ def main(argv=None) -> dict:
         compile_modes=(args.compile,), compile_backend=args.compile_backend,
         warmup=args.warmup, iters=args.iters, rounds=args.rounds, baselines=args.baselines,
         channels_last=args.channels_last, log=lambda line: print(line, file=sys.stderr, flush=True))
-    columns = bench.MODEL_COLUMNS + [('min_ms', 'min ms', '.1f')]
+    columns = MODEL_COLUMNS + [('min_ms', 'min ms', '.1f')]
     if device.type == 'cpu':  # grows less than wall time under other processes' load
         columns.append(('cpu_ms', 'cpu-time ms', '.1f'))
-    print(bench.text_table(rows, columns))
+    print(text_table(rows, columns))
     env = bench.environment(device)
     print(f"\n{env.get('gpu', env['cpu'])} ({env['cpu_capability']}), {env['threads']} threads, "
           f"torch {env['torch']}; median of {args.iters * args.rounds} iterations after "

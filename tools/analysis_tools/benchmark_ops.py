@@ -2,7 +2,7 @@
 
 Forward and forward + backward for each implementation ('triton', 'torch',
 'reference'), in GB/s of the minimum traffic against a device-to-device
-copy of the same tensor (:func:`mmsnnmlp.utils.benchmark.time_ops`).
+copy of the same tensor (:func:`mmsnnmlp.analysis.benchmark.time_ops`).
 
 Example (stage 1 of SNN-MLP-T at the detection shape)::
 
@@ -13,7 +13,9 @@ import json
 
 import torch
 
-from mmsnnmlp.utils import benchmark as bench
+from mmsnnmlp.analysis import benchmark as bench
+from mmsnnmlp.analysis import tables
+from mmsnnmlp.engine.launch import exit_unless_writable
 
 
 def main(argv=None):
@@ -29,6 +31,7 @@ def main(argv=None):
     p.add_argument('--iters', type=int, default=20)
     p.add_argument('--json', metavar='OUT', help='also write the rows to this JSON file')
     args = p.parse_args(argv)
+    exit_unless_writable((args.json, '--json'))
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -36,7 +39,7 @@ def main(argv=None):
                            else ['torch', 'reference'])
     rows = bench.time_ops(device, bench.parse_shape(args.shape), args.dtype, impls,
                           args.warmup, args.iters)
-    print(bench.text_table(rows, bench.OP_COLUMNS))
+    print(tables.text_table(rows, tables.OP_COLUMNS))
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(dict(environment=bench.environment(device), ops=rows), f, indent=1)

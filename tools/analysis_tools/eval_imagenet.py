@@ -8,7 +8,7 @@ the model comes from timm's registry and the data pipeline from its
 Class indices: a 1000-class checkpoint maps each folder's synset to its
 ImageNet-1k index, so a subset of the 1000 val folders can be scored (still
 ranking all 1000 logits); an N-class checkpoint wants exactly N folders, in
-sorted order. See mmsnnmlp/utils/classification.py.
+sorted order. See mmsnnmlp/analysis/imagenet.py.
 
 Examples::
 
@@ -30,12 +30,13 @@ import sys
 import torch
 from timm.data import create_transform, resolve_data_config
 
-from mmsnnmlp.models.checkpoint import CheckpointError
+from mmsnnmlp.analysis.imagenet import build_eval_loader, evaluate
+from mmsnnmlp.checkpoint import CheckpointError
+from mmsnnmlp.datasets import DataError
+from mmsnnmlp.engine.launch import exit_unless_writable
 from mmsnnmlp.models.snnmlp_timm import (PAPER_TOP1, REPORTED_TOP1, classifier_config,
                                          create_from_checkpoint)
-from mmsnnmlp.utils.classification import DataError, build_eval_loader, evaluate
-
-VARIANTS = {'tiny': 'snnmlp_tiny', 'small': 'snnmlp_small', 'base': 'snnmlp_base'}
+from mmsnnmlp.models.variants import VARIANTS
 
 
 def parse_args(argv=None):
@@ -71,11 +72,12 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    exit_unless_writable((args.json, '--json'))
     device = torch.device(args.device)
     if device.type == 'cuda' and not torch.cuda.is_available():
         sys.exit('error: --device cuda, but CUDA is not available here (use --device cpu)')
     try:
-        variant, kwargs = VARIANTS.get(args.arch), {}
+        variant, kwargs = (VARIANTS[args.arch].timm_name if args.arch else None), {}
         if args.model_config:
             variant, kwargs = classifier_config(args.model_config)
         model, variant = create_from_checkpoint(

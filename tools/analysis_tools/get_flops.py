@@ -10,17 +10,12 @@ Example:
     python tools/analysis_tools/get_flops.py CONFIG --shape 800 1280
 """
 import argparse
-from functools import partial
 
-import torch
-from mmengine.analysis import get_model_complexity_info
 from mmengine.config import DictAction
-from mmengine.model import revert_sync_batchnorm
-from mmengine.registry import init_default_scope
 
 import mmsnnmlp  # noqa: F401  registers SNNMLP in mmdet and mmseg
-from mmsnnmlp.ops import set_impl
-from mmsnnmlp.utils import library_of, load_config
+from mmsnnmlp.analysis.flops import complexity
+from mmsnnmlp.engine.launch import library_of, load_config
 
 
 def parse_args(argv=None):
@@ -31,46 +26,6 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value')
     return parser.parse_args(argv)
-
-
-def build_model(cfg):
-    """Model in eval mode on CPU, without pretrained loading or BN sync, on
-    the reference ops: the analyzer counts ``F.group_norm`` but cannot see
-    inside our fused library ops, and FLOPs are the model's, not the kernels'."""
-    library = library_of(cfg)
-    init_default_scope(library)
-    cfg.model.backbone.init_cfg = None
-    registry = __import__(f'{library}.registry', fromlist=['MODELS']).MODELS
-    model = revert_sync_batchnorm(registry.build(cfg.model)).eval()
-    return set_impl(model, 'reference'), library
-
-
-def dummy_batch(library: str, height: int, width: int):
-    """One random image and its meta, as the data preprocessor would emit."""
-    inputs = torch.rand(1, 3, height, width)
-    meta = dict(img_shape=(height, width), ori_shape=(height, width), pad_shape=(height, width),
-                batch_input_shape=(height, width), scale_factor=(1.0, 1.0))
-    if library == 'mmdet':
-        from mmdet.structures import DetDataSample
-        return inputs, [DetDataSample(metainfo=meta)]
-    from mmseg.structures import SegDataSample
-    return inputs, [SegDataSample(metainfo=meta)]
-
-
-def complexity(cfg, height: int, width: int) -> dict:
-    model, library = build_model(cfg)
-    params = sum(p.numel() for p in model.parameters())
-    if library == 'mmseg' and getattr(model, 'auxiliary_head', None) is not None:
-        model.auxiliary_head = None  # training-only: not in the inference FLOPs
-    inputs, samples = dummy_batch(library, height, width)
-    # the tracer takes tensors only: bind the data samples
-    model.forward = partial(model.forward, data_samples=samples, mode='tensor')
-    with torch.no_grad():
-        info = get_model_complexity_info(model, inputs=(inputs,), show_table=False,
-                                         show_arch=False)
-    backbone = sum(p.numel() for p in model.backbone.parameters())
-    return dict(flops=info['flops'], params=params, backbone_params=backbone,
-                shape=(height, width), library=library)
 
 
 def main(argv=None):

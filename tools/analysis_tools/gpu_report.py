@@ -3,11 +3,15 @@
 Sections, each written to ``--out-dir`` as it finishes (report.json and
 report.md), so a run stopped early still leaves what it measured:
 
+0. selfcheck: the probes that ``impl='auto'`` runs before it first uses the
+   Triton kernels of an op for a dtype (mmsnnmlp.ops.selfcheck), run first
+   so that their time is the first use's (Triton compiles included), then
+   once more (warm); and what 'auto' picks after them.
 1. checks: every Triton kernel against its reference, values and gradients,
    fp32/bf16/fp16 (+ fp64), awkward shapes, tile tails, 1x1 maps; LIF output
    and dx equal PyTorch's path bit for bit, norm_act matches float64
-   F.group_norm (+ GELU); repeated backward passes are bitwise identical
-   (no atomics); SNN-MLP captured with fullgraph equals eager.
+   F.group_norm (+ GELU); on CUDA, repeated backward passes are bitwise
+   identical (no atomics); SNN-MLP captured with fullgraph equals eager.
 2. ops: LIF and norm_act alone, in GB/s against a device-to-device copy of
    the same bytes.
 3. models: SNN-MLP-T/S/B against timm's Swin-T/S at cls (224x224, batch 128
@@ -48,142 +52,78 @@ import traceback
 from typing import Dict, List
 
 import torch
-import torch.nn.functional as F
 
-from mmsnnmlp.utils import benchmark as bench
+from mmsnnmlp.analysis import benchmark as bench
+from mmsnnmlp.analysis import tables
+from mmsnnmlp.engine.launch import exit_unless_writable
+from mmsnnmlp.ops import checks, dispatch, selfcheck
 
 MODELS = ('snnmlp-t', 'snnmlp-s', 'snnmlp-b', 'swin-t', 'swin-s')
 COMPILED_MODELS = ('snnmlp-t', 'swin-t')
-CHECK_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
-# every constexpr variant is a Triton compile (about a second each on a fresh
-# machine): the LIF checks cover each dtype, axis and group kind on 4 shapes
-# 1x1 maps, odd sizes, a one-sample batch, the norm tiles' tails (HW 1025 =
-# 1024 + 1, C 5 = 4 + 1), a stage-4 map, and the largest map the issue names
-CHECK_SHAPES = [(1, 3, 1, 1), (2, 5, 7, 9), (1, 5, 1025, 1), (3, 7, 33, 65), (2, 768, 25, 42),
-                (2, 96, 300, 500)]
-QUICK_SHAPES = [(1, 3, 1, 1), (2, 5, 7, 9)]
-GROUPS = (1, 4, None)
 
 
 # --------------------------------------------------------------------------
-# 1. Checks
+# 1. Checks (the functions live in mmsnnmlp.ops.checks; tests/ops/test_gpu.py
+#    runs the same ones under pytest)
 # --------------------------------------------------------------------------
 
 
-def _lif_case(shape, dtype, group, dim, device, seed):
-    from mmsnnmlp.ops import lif
-    gen = torch.Generator().manual_seed(seed)
-    x = (torch.randn(shape, generator=gen) * 0.6).to(device, dtype)
-    g = torch.randn(shape, generator=gen).to(device, dtype)
-    pdtype = torch.float64 if dtype == torch.float64 else torch.float32
-    params = (torch.tensor([0.3], dtype=pdtype), torch.tensor([0.1], dtype=pdtype))
-
-    def run(impl, on=device):
-        xi = x.to(on).requires_grad_(True)
-        tau, vth = (p.to(on).requires_grad_(True) for p in params)
-        out = lif(xi, tau, vth, group, dim, impl)
-        out.backward(g.to(on))
-        return [out.detach().cpu(), xi.grad.cpu(), tau.grad.cpu(), vth.grad.cpu()]
-    return run
-
-
-def check_lif(device, shapes, dtypes, groups, exact) -> List[Dict]:
-    """Triton against PyTorch's path on the same device (same float32 ops,
-    no FMA: bitwise equal where ``exact``), float64 against the CPU reference,
-    and bitwise repeatable gradients."""
-    rows = []
-    for dtype in dtypes:
-        for shape in shapes:
-            for group in groups:
-                for dim in (2, 3):
-                    run = _lif_case(shape, dtype, group, dim, device, seed=len(rows))
-                    tri, ref = run('triton'), run('torch')
-                    if dtype == torch.float64:
-                        ref = run('reference', 'cpu')
-                    again = run('triton')
-                    errs = [(a.double() - b.double()).abs().max().item() for a, b in zip(tri, ref)]
-                    scale = max(1.0, ref[2].abs().item(), ref[3].abs().item())
-                    if dtype == torch.float64:
-                        ok = max(errs) <= 1e-9 * scale
-                    elif exact or dtype != torch.bfloat16:
-                        ok = errs[0] == errs[1] == 0 and max(errs[2:]) <= 1e-4 * scale
-                    else:  # the interpreter rounds to bfloat16 toward zero
-                        ok = max(errs[:2]) <= 2e-2 and max(errs[2:]) <= 1e-2 * scale
-                    repeatable = all(torch.equal(a, b) for a, b in zip(tri[1:], again[1:]))
-                    rows.append(dict(kernel='lif', shape=bench.shape_text(shape),
-                                     dtype=str(dtype)[6:], case=f'group={group} dim={dim}',
-                                     max_err=max(errs), ok=bool(ok and repeatable)))
-    return rows
-
-
-def check_norm_act(device, shapes, dtypes) -> List[Dict]:
-    """Triton against float64 F.group_norm (+ GELU) on the same inputs, values
-    and the three gradients, and bitwise repeatable gradients."""
-    from mmsnnmlp.ops import norm_act
-    tol = {torch.float64: 1e-9, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 5e-2}
-    rows = []
-    for dtype in dtypes:
-        for shape in shapes:
-            for act in (None, 'gelu'):
-                gen = torch.Generator().manual_seed(len(rows))
-                x = (torch.randn(shape, generator=gen) * 1.5 + 0.3).to(device, dtype)
-                g = torch.randn(shape, generator=gen).to(device, dtype)
-                pdtype = torch.float64 if dtype == torch.float64 else torch.float32
-                w = (1 + 0.5 * torch.randn(shape[1], generator=gen)).to(device, pdtype)
-                b = (0.3 * torch.randn(shape[1], generator=gen)).to(device, pdtype)
-
-                def run(fn, xi, wi, bi):
-                    xi, wi, bi = (t.detach().requires_grad_(True) for t in (xi, wi, bi))
-                    out = fn(xi, wi, bi)
-                    out.backward(g.to(out.dtype))
-                    return [out.detach(), xi.grad, wi.grad, bi.grad]
-
-                def fused(xi, wi, bi):
-                    return norm_act(xi, wi, bi, 1e-5, act, 'triton')
-
-                def reference(xi, wi, bi):
-                    y = F.group_norm(xi, 1, wi, bi, 1e-5)
-                    return F.gelu(y) if act else y
-                tri = run(fused, x, w, b)
-                ref = run(reference, x.double(), w.double(), b.double())
-                again = run(fused, x, w, b)
-                errs = []
-                for a, r in zip(tri, ref):
-                    errs.append(((a.double() - r).abs().max() / max(1.0, r.abs().max())).item())
-                ok = max(errs) <= tol[dtype] and all(
-                    torch.equal(a, b) for a, b in zip(tri[1:], again[1:]))
-                rows.append(dict(kernel='norm_act', shape=bench.shape_text(shape),
-                                 dtype=str(dtype)[6:], case=f'act={act}', max_err=max(errs),
-                                 ok=bool(ok)))
-    return rows
-
-
-def check_compile(device, backend, shape) -> List[Dict]:
-    """SNN-MLP-T under torch.compile(fullgraph=True) against eager, outputs
-    and gradients."""
+def run_checks(device: torch.device, quick: bool) -> List[Dict]:
+    """Every kernel check as report rows. Every constexpr variant is a Triton
+    compile (about a second each on a fresh machine), so the LIF checks cover
+    each dtype, axis and group kind on four shapes only."""
     from mmsnnmlp.models import SNNMLP
+    if quick:
+        dtypes, groups = (torch.float32, torch.bfloat16), (4, None)
+        lif_shapes, norm_shapes, exact = checks.PROBE_SHAPES[1:], checks.PROBE_SHAPES, False
+    else:
+        dtypes, groups = checks.DTYPES, checks.GROUPS
+        lif_shapes, norm_shapes = checks.LIF_SHAPES, checks.NORM_ACT_SHAPES
+        exact = device.type == 'cuda'
+    # The interpreter runs a kernel's programs one after another: a second
+    # run to compare gradients bit for bit proves nothing there
+    repeat = device.type == 'cuda'
+    lif_results, norm_results = [], []  # case numbers seed the inputs
+    for dtype in dtypes:
+        lif_results += checks.check_lif(device, dtype, lif_shapes, groups, exact,
+                                        first_seed=len(lif_results), repeat=repeat)
+    for dtype in dtypes:
+        norm_results += checks.check_norm_act(device, dtype, norm_shapes,
+                                              first_seed=len(norm_results), repeat=repeat)
+    results = lif_results + norm_results
+    # 'aot_eager': the capture and the library ops on this device in seconds;
+    # inductor's code generation is timed under models
     torch.manual_seed(0)
     model = SNNMLP('tiny', drop_path_rate=0.0).to(device)
-    x = torch.randn(shape, device=device)
-    compiled = torch.compile(model, fullgraph=True, backend=backend)
-    results = []
-    for run in (model, compiled):
-        model.zero_grad(set_to_none=True)
-        outs = run(x)
-        gen = torch.Generator().manual_seed(1)
-        sum((o * torch.randn(o.shape, generator=gen).to(device)).sum() for o in outs).backward()
-        tensors = {f'out{i}': o.detach() for i, o in enumerate(outs)}
-        tensors.update((n, p.grad.clone()) for n, p in model.named_parameters()
-                       if p.grad is not None)
-        results.append(tensors)
-    eager, comp = results
-    # A parameter with a gradient on one side only is a failure, not a skip.
-    same_keys = eager.keys() == comp.keys()
-    err = max(((comp[k] - eager[k]).abs().max() / max(1.0, eager[k].abs().max())).item()
-              for k in eager.keys() & comp.keys())
-    return [dict(kernel='SNNMLP-T compiled', shape=bench.shape_text(shape), dtype='float32',
-                 case=f'fullgraph, {backend}', max_err=err,
-                 ok=same_keys and err <= 1e-3)]
+    x = torch.randn((1, 3, 64, 96) if quick else (2, 3, 224, 320), device=device)
+    results += checks.check_compile(model, x, 'aot_eager', name='SNNMLP-T compiled')
+    return [r._asdict() for r in results]
+
+
+def run_self_checks(device: torch.device, quick: bool) -> List[Dict]:
+    """The self-check's probes for each op and dtype, as report rows."""
+    dtypes = (torch.float32,) if quick else (torch.float32, torch.bfloat16, torch.float16)
+    rows = []
+    for dtype in dtypes:
+        for op in selfcheck.OPS:
+            first = selfcheck.probe(op, device, dtype)
+            again = None if quick else selfcheck.probe(op, device, dtype)
+            ok = first.ok and (again is None or again.ok)
+            auto = dispatch._auto_choice(torch.empty(0, device=device), op)
+            rows.append(dict(
+                op=op, dtype=first.dtype, cases=len(first.results),
+                max_err=max((r.max_err for r in first.results), default=float('nan')),
+                ok=ok, first_ms=round(first.ms, 1),
+                again_ms=None if again is None else round(again.ms, 1),
+                auto='torch (self-check failed)' if auto == 'triton' and not ok else auto,
+                problem=first.describe() or (again.describe() if again else '')))
+    return rows
+
+
+SELFCHECK_COLUMNS = [('op', 'op', ''), ('dtype', 'dtype', ''), ('cases', 'cases', ''),
+                     ('max_err', 'max rel. error', '.2e'), ('ok', 'ok', ''),
+                     ('first_ms', 'first (ms)', '.1f'), ('again_ms', 'again (ms)', '.1f'),
+                     ('auto', "'auto' picks", ''), ('problem', 'problem', '')]
 
 
 CHECK_COLUMNS = [('kernel', 'kernel', ''), ('shape', 'shape', ''), ('dtype', 'dtype', ''),
@@ -207,10 +147,10 @@ class Report:
 
     def add(self, key: str, title: str, rows: List[Dict], columns, note: str = '') -> None:
         self.data[key] = rows
-        self.md.append(f'## {title}\n\n{note}\n\n{bench.markdown_table(rows, columns)}\n'
-                       if note else f'## {title}\n\n{bench.markdown_table(rows, columns)}\n')
+        self.md.append(f'## {title}\n\n{note}\n\n{tables.markdown_table(rows, columns)}\n'
+                       if note else f'## {title}\n\n{tables.markdown_table(rows, columns)}\n')
         self.write()
-        print(f'\n{title}\n{bench.text_table(rows, columns)}', flush=True)
+        print(f'\n{title}\n{tables.text_table(rows, columns)}', flush=True)
 
     def write(self) -> None:
         with open(osp.join(self.out_dir, 'report.json'), 'w') as f:
@@ -237,14 +177,15 @@ def main(argv=None) -> int:
     p.add_argument('--device', default='cuda', choices=['cuda', 'cpu'])
     p.add_argument('--quick', action='store_true', help='tiny shapes: every code path, fast')
     p.add_argument('--out-dir', default='gpu_report')
-    p.add_argument('--sections', nargs='+', default=['checks', 'ops', 'models'],
-                   choices=['checks', 'ops', 'models'])
+    p.add_argument('--sections', nargs='+', default=['selfcheck', 'checks', 'ops', 'models'],
+                   choices=['selfcheck', 'checks', 'ops', 'models'])
     p.add_argument('--models', nargs='+', default=None, choices=MODELS,
                    help=f'default: {" ".join(MODELS)} ({" ".join(COMPILED_MODELS)} with --quick)')
     p.add_argument('--iters', type=int, default=None, help='timed iterations per setting')
     p.add_argument('--budget-s', type=float, default=330,
                    help='start no model timing after this many seconds (default: %(default)s)')
     args = p.parse_args(argv)
+    exit_unless_writable((args.out_dir, '--out-dir', True))
     device = torch.device(args.device)
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise SystemExit('--device cuda: no CUDA device here')
@@ -258,27 +199,28 @@ def main(argv=None) -> int:
     report = Report(args.out_dir, bench.environment(device))
     t_start = time.perf_counter()
 
+    if 'selfcheck' in args.sections:
+        def self_checks():
+            rows = run_self_checks(device, quick)
+            failed = [r for r in rows if not r['ok']]
+            report.add('selfcheck', 'Self-check', rows, SELFCHECK_COLUMNS,
+                       "The probes impl='auto' runs before it first uses an op's Triton "
+                       'kernels for a dtype: Triton against the PyTorch path, forward and '
+                       'backward. first: the first use in this process (Triton compiles '
+                       'included); again: warm.')
+            report.data['selfcheck_summary'] = dict(probes=len(rows), failed=len(failed))
+        _section(report, 'selfcheck', self_checks)
+
     if 'checks' in args.sections:
-        def checks():
-            if quick:
-                dtypes, groups = (torch.float32, torch.bfloat16), (4, None)
-                rows = check_lif(device, QUICK_SHAPES[1:], dtypes, groups, exact=False)
-                rows += check_norm_act(device, QUICK_SHAPES, dtypes)
-            else:  # LIF has no tiles to cover: the smaller shapes do
-                rows = check_lif(device, CHECK_SHAPES[:4], CHECK_DTYPES, GROUPS,
-                                 exact=device.type == 'cuda')
-                rows += check_norm_act(device, CHECK_SHAPES, CHECK_DTYPES)
-            # 'aot_eager': the capture and the library ops on this device in
-            # seconds; inductor's code generation is timed under models
-            rows += check_compile(device, 'aot_eager',
-                                  (1, 3, 64, 96) if quick else (2, 3, 224, 320))
+        def kernel_checks():
+            rows = run_checks(device, quick)
             failed = [r for r in rows if not r['ok']]
             note = (f'{len(rows) - len(failed)} of {len(rows)} cases pass; '
                     'failures first, then a sample of the passes.')
             shown = failed + [r for r in rows if r['ok']][::max(1, len(rows) // 40)]
             report.add('checks', 'Kernel checks', shown, CHECK_COLUMNS, note)
             report.data['checks_summary'] = dict(cases=len(rows), failed=len(failed))
-        _section(report, 'checks', checks)
+        _section(report, 'checks', kernel_checks)
 
     if 'ops' in args.sections:
         def ops():
@@ -286,7 +228,7 @@ def main(argv=None) -> int:
             rows = []
             for dtype in ('fp32',) if quick else ('fp32', 'bf16'):
                 rows += bench.time_ops(device, shape, dtype, warmup=warmup, iters=iters)
-            report.add('ops', 'LIF and norm_act alone', rows, bench.OP_COLUMNS,
+            report.add('ops', 'LIF and norm_act alone', rows, tables.OP_COLUMNS,
                        'GB/s of the minimum traffic (forward: read x, write out; backward '
                        'adds read x, read dout, write dx), against a device copy.')
         _section(report, 'ops', ops)
@@ -332,7 +274,7 @@ def main(argv=None) -> int:
             order = {t: i for i, t in enumerate(shapes)}
             rows.sort(key=lambda r: (order[r['task']], r['mode'], r['compiled'], r['dtype']))
             report.data['models_skipped'] = skipped
-            report.add('models', 'Backbones', rows, [('task', 'task', '')] + bench.MODEL_COLUMNS,
+            report.add('models', 'Backbones', rows, [('task', 'task', '')] + tables.MODEL_COLUMNS,
                        'cls: last stage only (224x224, batch 128 forward, 64 training); det and '
                        'seg: all four stages. bf16 = autocast. Swin from timm. Compiled: '
                        'inductor, bf16 only. Skipped for the time budget: '
@@ -341,10 +283,11 @@ def main(argv=None) -> int:
 
     report.data['seconds']['total'] = round(time.perf_counter() - t_start, 1)
     report.write()
-    summary = report.data.get('checks_summary', {})
+    failed = (report.data.get('checks_summary', {}).get('failed')
+              or report.data.get('selfcheck_summary', {}).get('failed'))
     print(f"\nwrote {osp.join(args.out_dir, 'report.md')} and report.json in "
           f"{report.data['seconds']['total']:.0f} s")
-    return 1 if report.data.get('errors') or summary.get('failed') else 0
+    return 1 if report.data.get('errors') or failed else 0
 
 
 if __name__ == '__main__':

@@ -14,9 +14,11 @@ import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile, record_function
 
+from mmsnnmlp.analysis import benchmark as bench
+from mmsnnmlp.analysis.tables import text_table
+from mmsnnmlp.engine.launch import exit_unless_writable
 from mmsnnmlp.models import SNNMLP
 from mmsnnmlp.ops import LIF, NormAct
-from mmsnnmlp.utils import benchmark as bench
 
 KIND_COLUMNS = [('kind', 'module kind', ''), ('ms', 'ms', '.2f'), ('calls', 'calls', 'd'),
                 ('share', '% of forward', '.1f')]
@@ -50,6 +52,7 @@ def main(argv=None):
     p.add_argument('--rows', type=int, default=15, help='ops listed')
     p.add_argument('--json', metavar='OUT')
     args = p.parse_args(argv)
+    exit_unless_writable((args.json, '--json'))
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -90,7 +93,7 @@ def main(argv=None):
     rows.append(dict(kind='total forward', ms=round(total / 1e3, 2), calls=1, share=100.0))
     print(f'\nSNN-MLP-{args.arch} forward {bench.shape_text(shape)} {args.dtype} on {device}, '
           f'impl={args.impl}: time by module kind (inclusive, profiler overhead included)')
-    print(bench.text_table(rows, KIND_COLUMNS))
+    print(text_table(rows, KIND_COLUMNS))
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(dict(environment=bench.environment(device), by_kind=rows), f, indent=1)

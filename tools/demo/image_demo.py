@@ -19,9 +19,10 @@ import numpy as np
 from mmengine.config import Config
 
 import mmsnnmlp  # noqa: F401  registers SNNMLP, makes checkpoint I/O safe
+from mmsnnmlp.checkpoint import check_state_dict_fits
+from mmsnnmlp.engine.launch import library_of, warn_if_classes_differ
+from mmsnnmlp.fileio import OutputPathError, atomic_open, check_writable
 from mmsnnmlp.models import CheckpointError, safe_load
-from mmsnnmlp.models.checkpoint import check_state_dict_fits
-from mmsnnmlp.utils import atomic_open, library_of
 
 
 def parse_args(argv=None):
@@ -121,6 +122,11 @@ def check_out_file(out_file: str, img: str) -> None:
         sys.exit(f'--out-file {out_file} is the input image {img}; refusing to overwrite it')
     if not cv2.haveImageWriter(out_file):
         sys.exit(f'--out-file {out_file}: cannot write images of this type; use .jpg or .png')
+    try:  # a symlinked --out-file is written at its target
+        check_writable(osp.realpath(out_file) if osp.islink(out_file) else out_file,
+                       what='--out-file')
+    except OutputPathError as err:
+        sys.exit(str(err))
 
 
 def save_drawing(drawing_rgb: np.ndarray, out_file: str) -> None:
@@ -136,11 +142,14 @@ def main(argv=None):
     args = parse_args(argv)
     image = read_image(args.img)
     check_out_file(args.out_file, args.img)
-    library = library_of(Config.fromfile(args.config))
+    cfg = Config.fromfile(args.config)
+    library = library_of(cfg)
     try:
         checkpoint = safe_load(args.checkpoint)
     except (FileNotFoundError, CheckpointError) as err:
         sys.exit(f'Cannot use checkpoint: {err}')
+    # the drawing names the checkpoint's classes; a differing config is a mix-up
+    warn_if_classes_differ(cfg, checkpoint, args.checkpoint)
     run = run_detection if library == 'mmdet' else run_segmentation
     drawing, count = run(args, image, checkpoint)  # RGB
     save_drawing(drawing, args.out_file)

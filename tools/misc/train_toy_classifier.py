@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from timm.data import create_transform, resolve_data_config
 from torch.utils.data import DataLoader
 
+from mmsnnmlp.analysis.imagenet import LabelledImages, class_indices, scan_image_folder
 from mmsnnmlp.models.snnmlp_timm import register_timm_models
-from mmsnnmlp.utils.classification import LabelledImages, class_indices, scan_image_folder
 
 
 def parse_args(argv=None):

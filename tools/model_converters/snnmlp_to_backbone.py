@@ -14,18 +14,19 @@ import sys
 
 import torch
 
-from mmsnnmlp.models import SNNMLP, CheckpointError, load_backbone_weights
-from mmsnnmlp.models.checkpoint import describe_arch, extract_state_dict, safe_load, \
-    to_backbone_state_dict
-from mmsnnmlp.utils import atomic_open
+from mmsnnmlp.checkpoint import (CheckpointError, describe_arch, extract_state_dict, format_arch,
+                                 load_backbone_weights, safe_load, to_backbone_state_dict)
+from mmsnnmlp.models import SNNMLP
+from mmsnnmlp.fileio import atomic_open
 
 
 def detect_arch(state):
-    """An arch dict read off the weights (embed dims and blocks per stage)."""
-    text = describe_arch(state)  # 'embed_dims=96, depths=(2, 2, 6, 2)'
-    dims = int(text.split(',')[0].split('=')[1])
-    depths = tuple(int(d) for d in text.split('(')[1].rstrip(')').split(',') if d.strip())
-    return dict(embed_dims=dims, depths=depths)
+    """An SNNMLP arch dict read off the weights (embed dims and blocks per stage)."""
+    arch = describe_arch(state)
+    if arch['embed_dims'] is None:
+        raise CheckpointError('it has no "patch_embed.proj.weight", so its architecture is '
+                              'unknown')
+    return dict(embed_dims=arch['embed_dims'], depths=arch['depths'])
 
 
 def main(argv=None):
@@ -38,15 +39,16 @@ def main(argv=None):
         sys.exit(f'{args.dst} exists; pass --force to overwrite it')
     try:
         state = to_backbone_state_dict(extract_state_dict(safe_load(args.src), args.src))
-        model = SNNMLP(arch=detect_arch(state), drop_path_rate=0.0)
+        arch = detect_arch(state)
+        model = SNNMLP(arch=arch, drop_path_rate=0.0)
         load_backbone_weights(model, args.src)  # validates every key and shape
     except (FileNotFoundError, CheckpointError, ValueError) as err:
         sys.exit(f'Cannot convert {args.src}: {err}')
     out = {k: v for k, v in model.state_dict().items() if k in state}
     with atomic_open(args.dst, 'wb', overwrite=args.force) as f:
         torch.save({'state_dict': out, 'meta': {'source': osp.basename(args.src),
-                                                'arch': describe_arch(state)}}, f)
-    print(f'wrote {len(out)} tensors ({describe_arch(state)}) to {args.dst}')
+                                                'arch': format_arch(arch)}}, f)
+    print(f'wrote {len(out)} tensors ({format_arch(arch)}) to {args.dst}')
 
 
 if __name__ == '__main__':

@@ -1,6 +1,5 @@
-# ImageNet SNN-MLP-T ablation (paper Table 7):
-# global LIF: one group over the whole column / row.
-# Build it: name, kwargs = mmsnnmlp.models.snnmlp_timm.classifier_config(THIS_FILE)
-#           model = timm.create_model(name, **kwargs)
-model = dict(type='snnmlp_tiny', lif_group=None)
+# SNN-MLP-T ImageNet classifier with an ablation backbone. Build it: name, kwargs =
+# mmsnnmlp.models.snnmlp_timm.classifier_config(THIS_FILE); timm.create_model(name, **kwargs)
+_base_ = '../_base_/backbones/snnmlp-t_lif-global.py'
+model = dict(type='snnmlp_tiny', **_base_.ablation)
 paper_top1 = 81.53  # ImageNet-1k val top-1 (%) the paper reports for it

@@ -1,6 +1,5 @@
-# ImageNet SNN-MLP-T ablation (paper Table 7):
-# LIF groups of 2 positions.
-# Build it: name, kwargs = mmsnnmlp.models.snnmlp_timm.classifier_config(THIS_FILE)
-#           model = timm.create_model(name, **kwargs)
-model = dict(type='snnmlp_tiny', lif_group=2)
+# SNN-MLP-T ImageNet classifier with an ablation backbone. Build it: name, kwargs =
+# mmsnnmlp.models.snnmlp_timm.classifier_config(THIS_FILE); timm.create_model(name, **kwargs)
+_base_ = '../_base_/backbones/snnmlp-t_lif-group2.py'
+model = dict(type='snnmlp_tiny', **_base_.ablation)
 paper_top1 = 81.60  # ImageNet-1k val top-1 (%) the paper reports for it

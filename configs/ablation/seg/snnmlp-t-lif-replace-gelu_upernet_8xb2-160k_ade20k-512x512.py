@@ -1,15 +1,5 @@
-# UperNet on ADE20K, SNN-MLP-T ablation of paper Table 8 (81.21 ImageNet top-1):
-# LIF replacing GELU: dwconv + axial shift as the token mixer, and every GELU
-# of every block (the token mixer's four, the channel MLP's one) a LIF layer (LIF
-# along H and along W, averaged).
-# Only the backbone differs from the base config.
-_base_ = '../../seg/snnmlp-t_upernet_8xb2-160k_ade20k-512x512.py'
-# No released ImageNet weights fit this variant: train them (the same network as
-# configs/ablation/imagenet/snnmlp-t_lif-replace-gelu_in1k.py) and put the file here, or pass
-# --cfg-options model.backbone.init_cfg.checkpoint=PATH.
-pretrained = 'checkpoints/snnmlp-t_lif-replace-gelu_in1k.pth'
-model = dict(
-    backbone=dict(
-        token_mixer='axial_shift',
-        lif_placement='replace_gelu',
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
+# The paper's UperNet on ADE20K with an SNN-MLP-T ablation backbone; nothing else changes.
+_base_ = ['../../seg/snnmlp-t_upernet_8xb2-160k_ade20k-512x512.py',
+          '../_base_/backbones/snnmlp-t_lif-replace-gelu.py']
+pretrained = _base_.ablation_checkpoint
+model = dict(backbone=dict(**_base_.ablation, init_cfg=dict(checkpoint=pretrained)))

@@ -6,6 +6,9 @@ _base_ = [
     'mmdet::_base_/default_runtime.py',
 ]
 custom_imports = dict(imports=['mmsnnmlp'], allow_failed_imports=False)
+# Claims the work dir before mmengine writes there (config dump, logs): a
+# second run on a live run's work dir stops having changed nothing.
+runner_type = 'SafeRunner'
 
 # Multi-scale training with the DETR-style crop branch.
 multi_scale = [(s, 1333) for s in range(480, 801, 32)]

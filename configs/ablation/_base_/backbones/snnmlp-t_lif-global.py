@@ -1,0 +1,6 @@
+# SNN-MLP-T ablation of paper Table 7 (81.53 ImageNet top-1), global LIF: one group over
+# the whole column / row.
+# Backbone options: the timm classifier and the SNNMLP backbone take the same ones.
+ablation = dict(lif_group=None)
+# Same keys as the released weights: its COCO/ADE20K configs start from the released
+# (group-4) ImageNet checkpoint. The paper trained each group size on ImageNet from scratch.
