@@ -33,21 +33,39 @@ from typing import Dict, List, Sequence, Tuple
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 SNNMLP = 'mmsnnmlp/models/snnmlp.py'
-CHECKPOINT = 'mmsnnmlp/models/checkpoint.py'
+LAYERS = 'mmsnnmlp/models/layers.py'
+VARIANTS = 'mmsnnmlp/models/variants.py'
+READING = 'mmsnnmlp/checkpoint/reading.py'
+INTEGRITY = 'mmsnnmlp/checkpoint/integrity.py'
+CONVERTING = 'mmsnnmlp/checkpoint/converting.py'
+FITTING = 'mmsnnmlp/checkpoint/fitting.py'
 LIF = 'mmsnnmlp/ops/lif.py'
 TRITON = 'mmsnnmlp/ops/lif_triton.py'
+TRITON_UTILS = 'mmsnnmlp/ops/triton_utils.py'
+DISPATCH = 'mmsnnmlp/ops/dispatch.py'
 COCO_CHECK = 'mmsnnmlp/datasets/coco.py'
 DATA_CHECK = 'mmsnnmlp/datasets/common.py'
+SEG_CHECK = 'mmsnnmlp/datasets/seg.py'
 HOOKS = 'mmsnnmlp/engine/hooks.py'
-DISPATCH = 'mmsnnmlp/ops/dispatch.py'
 TRAIN = 'tools/train.py'
 TEST = 'tools/test.py'
+COCO_BASE = 'configs/det/_base_/snnmlp_coco-instance_ms-crop-3x.py'
+ADE_BASE = 'configs/seg/_base_/snnmlp_8xb2-160k_ade20k-512x512.py'
+SEG_B = 'configs/seg/snnmlp-b_upernet_8xb2-160k_ade20k-512x512.py'
+DET_S = 'configs/det/mask-rcnn_snnmlp-s_fpn_ms-crop-3x_coco.py'
 
-BACKBONE_TESTS = ('tests/test_backbone.py',)
-CHECKPOINT_TESTS = ('tests/test_checkpoint.py', 'tests/test_checkpoint_io.py')
-LIF_TESTS = ('tests/test_lif_exact.py', 'tests/test_lif.py', 'tests/test_fuzz.py',
-             'tests/test_lif_triton.py')
+BACKBONE_TESTS = ('tests/models/test_backbone.py', 'tests/models/test_variants.py')
+CHECKPOINT_TESTS = ('tests/checkpoint/test_checkpoint_loading.py',
+                    'tests/checkpoint/test_checkpoint_io.py')
+LIF_TESTS = ('tests/ops/test_lif_exact.py', 'tests/ops/test_lif_values.py',
+             'tests/ops/test_lif_trace.py', 'tests/ops/test_lif_module.py',
+             'tests/ops/test_lif_properties.py', 'tests/models/test_backbone_any_size.py',
+             'tests/ops/test_lif_triton.py')
 TOOL_TESTS = ('tests/tools/test_tools.py', 'tests/datasets/test_data_check.py')
+ROTATION_TESTS = ('tests/engine/test_checkpoint_rotation.py',)
+RNG_TESTS = ('tests/engine/test_rng_after_resume.py',)
+LABEL_TESTS = ('tests/datasets/test_label_range.py',)
+PAPER_SETTINGS_TESTS = ('tests/configs/test_paper_settings.py',)
 
 
 @dataclass(frozen=True)
@@ -60,8 +78,16 @@ class Mutant:
     required: bool = False  # one of the mutants the suite must kill
 
 
-# The spike condition u > Vth turned into u >= Vth, place by place.
-SPIKE_REFERENCE = (LIF, 'fired = u > vth\n        yield', 'fired = u >= vth\n        yield')
+# The spike condition u > Vth turned into u >= Vth, place by place. The
+# reference (lif_reference and lif_trace) tests it in three places: the reset,
+# and the output of each.
+SPIKE_REFERENCE = (
+    (LIF, 'potential = torch.where(u > vth, torch.zeros_like(u), u)',
+     'potential = torch.where(u >= vth, torch.zeros_like(u), u)'),
+    (LIF, 'return _with_tail(torch.where(u > vth, u, vth), x, dim)',
+     'return _with_tail(torch.where(u >= vth, u, vth), x, dim)'),
+    (LIF, '    fired = u > vth\n    return (_with_tail(',
+     '    fired = u >= vth\n    return (_with_tail('))
 SPIKE_FAST_FORWARD = (LIF, 'torch.gt(u, vth_c, out=fired)', 'torch.ge(u, vth_c, out=fired)')
 # (u >= Vth in the output alone is an equivalent mutant: at u == Vth both give Vth.)
 NAN_FAST_OUTPUT = (LIF, 'torch.fmax(u, vth_c, out=outv.select(step, j))',
@@ -74,64 +100,66 @@ SPIKE_TRITON_VTH_GRAD = (TRITON, 'full & (u <= vth)', 'full & (u < vth)')
 MUTANTS: List[Mutant] = [
     # -- required ----------------------------------------------------------------
     Mutant('with_cp_ignored', 'the with_cp flag ignored (never checkpoints)',
-           ((SNNMLP, 'if self.with_cp and x.requires_grad:',
+           ((LAYERS, 'if self.with_cp and x.requires_grad:',
              'if False and self.with_cp and x.requires_grad:'),),
            BACKBONE_TESTS, required=True),
     Mutant('drop_path_no_rescale', 'drop path without the 1/keep rescale',
-           ((SNNMLP, 'return x * mask / keep', 'return x * mask'),),
+           ((LAYERS, 'return x * mask / keep', 'return x * mask'),),
            BACKBONE_TESTS, required=True),
     Mutant('drop_path_constant', 'a constant drop-path schedule instead of the linear one',
-           ((SNNMLP, 'probs = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]',
-             'probs = [drop_path_rate for i in range(total)]'),),
+           ((LAYERS, 'probs = [spec.drop_path_rate * i / max(total - 1, 1) for i in range(total)]',
+             'probs = [spec.drop_path_rate for i in range(total)]'),),
            BACKBONE_TESTS, required=True),
     Mutant('tau_vth_swapped', 'lif_tau and lif_vth swapped at construction',
-           ((SNNMLP, 'init_tau=lif_tau,', 'init_tau=lif_vth,'),
-            (SNNMLP, 'init_vth=lif_vth,', 'init_vth=lif_tau,')),
+           ((LAYERS, 'init_tau=spec.lif_tau, init_vth=spec.lif_vth,',
+             'init_tau=spec.lif_vth, init_vth=spec.lif_tau,'),),
            BACKBONE_TESTS, required=True),
     Mutant('learn_flags_ignored', 'learn_tau/learn_vth ignored',
-           ((SNNMLP, 'learn_tau=learn_tau, learn_vth=learn_vth)',
-             'learn_tau=True, learn_vth=True)'),),
+           ((LAYERS, 'learn_tau=spec.learn_tau, learn_vth=spec.learn_vth,',
+             'learn_tau=True, learn_vth=True,'),),
            BACKBONE_TESTS, required=True),
     Mutant('patch_embed_pad_top_left', 'PatchEmbed pads the top/left instead of bottom/right',
-           ((SNNMLP, 'x = F.pad(x, (0, pad_w, 0, pad_h))', 'x = F.pad(x, (pad_w, 0, pad_h, 0))'),),
+           ((LAYERS, 'return self.norm(self.proj(pad_to_multiple(x, self.patch_size)))',
+             'return self.norm(self.proj(F.pad(x, ((-x.shape[3]) % self.patch_size, 0, '
+             '(-x.shape[2]) % self.patch_size, 0))))'),),
            CHECKPOINT_TESTS, required=True),
     Mutant('patch_merging_pad_top_left', 'PatchMerging pads the top/left',
-           ((SNNMLP, 'x = F.pad(x, (0, x.shape[3] % 2, 0, x.shape[2] % 2))',
+           ((LAYERS, 'x = pad_to_multiple(x, 2)',
              'x = F.pad(x, (x.shape[3] % 2, 0, x.shape[2] % 2, 0))'),),
            CHECKPOINT_TESTS, required=True),
     Mutant('loader_accepts_missing_norms', 'missing keys whose names contain "norm" accepted',
-           ((CHECKPOINT,
-             'own, state, may_miss=lambda key: key.startswith(OUTPUT_NORM_PREFIX))',
-             "own, state, may_miss=lambda key: 'norm' in key)"),),
+           ((FITTING,
+             'may_miss=lambda key: key.startswith(OUTPUT_NORM_PREFIX))',
+             "may_miss=lambda key: 'norm' in key)"),),
            CHECKPOINT_TESTS, required=True),
     Mutant('output_norms_never_loaded', 'output norms never loaded from a full checkpoint',
-           ((CHECKPOINT,
+           ((FITTING,
              'for key in [k for k in state if k.startswith(OUTPUT_NORM_PREFIX) and k not in own]:',
              'for key in [k for k in state if k.startswith(OUTPUT_NORM_PREFIX)]:'),),
            CHECKPOINT_TESTS, required=True),
     Mutant('module_prefix_kept', 'a DataParallel "module." prefix not stripped',
-           ((CHECKPOINT,
+           ((CONVERTING,
              "return OrderedDict((k[7:] if k.startswith('module.') else k, v) "
              "for k, v in state.items())",
              'return OrderedDict(state)'),),
            CHECKPOINT_TESTS, required=True),
     Mutant('hub_cache_ignored', 'the hub cache ignored (a download every time)',
-           ((CHECKPOINT, 'if not osp.isfile(cached):', 'if True:'),),
+           ((READING, 'if not osp.isfile(cached):', 'if True:'),),
            CHECKPOINT_TESTS, required=True),
     Mutant('triton_fma_contraction', 'FMA contraction switched on in the Triton launch',
-           ((DISPATCH, 'NO_FP_FUSION = dict(enable_fp_fusion=False)',
+           ((TRITON_UTILS, 'NO_FP_FUSION = dict(enable_fp_fusion=False)',
              'NO_FP_FUSION = dict(enable_fp_fusion=True)'),),
-           ('tests/test_lif_triton.py',), required=True),
+           ('tests/ops/test_lif_triton.py',), required=True),
     Mutant('triton_off_by_default', 'the Triton path disabled by default on CUDA',
            ((DISPATCH, "choice = 'triton' if x.is_cuda and triton is not None else 'torch'",
              "choice = 'torch'"),),
-           ('tests/test_ops_impl.py',), required=True),
+           ('tests/ops/test_ops_impl.py',), required=True),
     Mutant('spike_ge_everywhere', 'spike u >= Vth instead of u > Vth, in every implementation',
-           (SPIKE_REFERENCE, SPIKE_FAST_FORWARD, SPIKE_FAST_BACKWARD,
+           (*SPIKE_REFERENCE, SPIKE_FAST_FORWARD, SPIKE_FAST_BACKWARD,
             SPIKE_TRITON, SPIKE_TRITON_VTH_GRAD),
            LIF_TESTS, required=True),
     # -- the same, one implementation at a time ---------------------------
-    Mutant('spike_ge_reference', 'u >= Vth in lif_reference only', (SPIKE_REFERENCE,), LIF_TESTS),
+    Mutant('spike_ge_reference', 'u >= Vth in lif_reference only', SPIKE_REFERENCE, LIF_TESTS),
     Mutant('spike_ge_fast_forward', 'u >= Vth in the fast forward only', (SPIKE_FAST_FORWARD,),
            LIF_TESTS),
     Mutant('nan_fast_output', 'a NaN potential reaches the fast output instead of Vth',
@@ -144,18 +172,19 @@ MUTANTS: List[Mutant] = [
            (SPIKE_TRITON_VTH_GRAD,), LIF_TESTS),
     # -- more of our own ------------------------------------------------------
     Mutant('merging_channel_order', 'PatchMerging concatenates (0,1) before (1,0)',
-           ((SNNMLP, 'x = torch.cat([x[..., 0::2, 0::2], x[..., 1::2, 0::2],',
+           ((LAYERS, 'x = torch.cat([x[..., 0::2, 0::2], x[..., 1::2, 0::2],',
              'x = torch.cat([x[..., 0::2, 0::2], x[..., 0::2, 1::2],'),
-            (SNNMLP, '                       x[..., 0::2, 1::2], x[..., 1::2, 1::2]], 1)',
+            (LAYERS, '                       x[..., 0::2, 1::2], x[..., 1::2, 1::2]], 1)',
              '                       x[..., 1::2, 0::2], x[..., 1::2, 1::2]], 1)')),
            CHECKPOINT_TESTS),
     Mutant('drop_path_in_eval', 'drop path also active in eval mode',
-           ((SNNMLP, 'if prob == 0.0 or not training:', 'if prob == 0.0:'),), BACKBONE_TESTS),
+           ((LAYERS, 'if prob == 0.0 or not training:', 'if prob == 0.0:'),), BACKBONE_TESTS),
     Mutant('norm_eps', 'GroupNorm eps 1e-6 instead of 1e-5',
-           ((SNNMLP, 'NormAct(channels, eps=1e-5,', 'NormAct(channels, eps=1e-6,'),),
+           ((LAYERS, 'NormAct(channels, eps=1e-5,', 'NormAct(channels, eps=1e-6,'),),
            CHECKPOINT_TESTS),
     Mutant('default_vth', 'default initial Vth 0.1 (the training script) instead of 0.25',
-           ((SNNMLP, 'lif_vth: float = 0.25,', 'lif_vth: float = 0.1,'),), BACKBONE_TESTS),
+           ((VARIANTS, '    lif_vth: float = 0.25\n', '    lif_vth: float = 0.1\n'),),
+           BACKBONE_TESTS),
     Mutant('frozen_stages_off_by_one', 'frozen_stages freezes one stage too few',
            ((SNNMLP, 'for i in range(self.frozen_stages):',
              'for i in range(self.frozen_stages - 1):'),), BACKBONE_TESTS),
@@ -169,22 +198,22 @@ MUTANTS: List[Mutant] = [
            ((LIF, 'grad_vth = grad_vth + gj.masked_fill(f, 0.0).sum()',
              'grad_vth = grad_vth + gj.masked_fill(~f, 0.0).sum()'),), LIF_TESTS),
     Mutant('shape_mismatch_accepted', 'mis-shaped checkpoint tensors not reported',
-           ((CHECKPOINT, 'for k in state if k in own and state[k].shape != own[k].shape]',
+           ((FITTING, 'for k in state if k in own and state[k].shape != own[k].shape]',
              'for k in state if False]'),), CHECKPOINT_TESTS),
     Mutant('unsafe_unpickling', 'checkpoints unpickled without weights_only',
-           ((CHECKPOINT, 'map_location=map_location, weights_only=True)',
+           ((READING, 'map_location=map_location, weights_only=True)',
              'map_location=map_location, weights_only=False)'),), CHECKPOINT_TESTS),
     Mutant('legacy_pickle_refused', 'legacy (non-zip) pickles refused as foreign files',
-           ((CHECKPOINT, "elif head[:1] != b'\\x80':", 'else:'),),
+           ((INTEGRITY, "elif head[:1] == b'\\x80':", 'elif False:'),),
            CHECKPOINT_TESTS),
     Mutant('test_overwrites_outputs', 'tools/test.py overwrites --out/--metrics-json',
            ((TEST, 'if path and not args.force and os.path.exists(path) and',
              'if False and path and os.path.exists(path) and'),), TOOL_TESTS),
     Mutant('no_data_check_ignored', 'tools/train.py checks the data despite --no-data-check',
-           ((TRAIN, "        if not args.no_data_check:\n            try:\n                check_data(cfg, "
-             "dataloader_keys(cfg, 'train'))",
-             "        if True:\n            try:\n                check_data(cfg, "
-             "dataloader_keys(cfg, 'train'))"),), TOOL_TESTS),
+           ((TRAIN, "        if not args.no_data_check:\n            try:\n"
+             "                check_data(cfg, dataloader_keys(cfg, 'train'))",
+             "        if True:\n            try:\n"
+             "                check_data(cfg, dataloader_keys(cfg, 'train'))"),), TOOL_TESTS),
     Mutant('auto_scale_lr_dropped', '--auto-scale-lr does not reach the config',
            ((TRAIN, 'cfg.auto_scale_lr.enable = True', 'pass'),), TOOL_TESTS),
     Mutant('full_check_any_size', 'COCO images decoded whatever the dataset size',
@@ -193,11 +222,59 @@ MUTANTS: List[Mutant] = [
     Mutant('full_check_limit_exclusive', 'full check only below the limit (< not <=)',
            ((DATA_CHECK, 'return num_images <= FULL_CHECK_LIMIT if full is None else full',
              'return num_images < FULL_CHECK_LIMIT if full is None else full'),), TOOL_TESTS),
+    # -- hooks, data checks, config values ----------------------------------
     Mutant('epoch_resume_numpy_state', 'epoch-based resume does not restore numpy\'s RNG',
            ((HOOKS, "np.random.set_state(_plain_to_numpy_state(self._pending['numpy']))",
-             'pass'),),
-           ('tests/test_resume.py::test_epoch_based_sigkill_then_resume_equals_uninterrupted',),
-           slow=True),
+             'pass'),), RNG_TESTS),
+    Mutant('epoch_resume_python_state', "epoch-based resume does not restore Python's RNG",
+           ((HOOKS, "random.setstate(_plain_to_python_state(self._pending['python']))",
+             'pass'),), RNG_TESTS),
+    Mutant('rng_restored_every_iter', 'RNGStateHook re-applies the torch state before every '
+           'iteration after an iter-based resume',
+           ((HOOKS, "            torch.set_rng_state(self._pending['torch'])\n"
+             "            self._pending = None\n\n\n",
+             "            torch.set_rng_state(self._pending['torch'])\n\n\n"),), RNG_TESTS),
+    Mutant('rotation_deletes_newest', 'max_keep_ckpts removes the newest kept checkpoint',
+           ((HOOKS, 'expired.append(self.keep_ckpt_ids.popleft())',
+             'expired.append(self.keep_ckpt_ids.pop())'),), ROTATION_TESTS),
+    Mutant('rotation_never_expires', 'a full keep list drops ids without deleting their files',
+           ((HOOKS, 'if len(self.keep_ckpt_ids) == self.max_keep_ckpts:',
+             'if len(self.keep_ckpt_ids) > self.max_keep_ckpts:'),), ROTATION_TESTS),
+    Mutant('rotation_ids_not_saved', 'kept ids not in the checkpoint: a resumed run never '
+           'removes the earlier checkpoints',
+           ((HOOKS, "            runner.message_hub.update_info('keep_ckpt_ids', "
+             "list(self.keep_ckpt_ids))\n", ''),), ROTATION_TESTS),
+    Mutant('seg_label_off_by_one', 'the seg label check without reduce_zero_label accepts '
+           'label == num_classes',
+           ((SEG_CHECK, 'return (labels < num_classes) | (labels == ignore_index)',
+             'return (labels < num_classes + (not reduce_zero)) | (labels == ignore_index)'),),
+           LABEL_TESTS),
+    Mutant('seg_255_not_ignored', 'the seg label check reports the ignore index 255',
+           ((SEG_CHECK, 'return (labels < num_classes) | (labels == ignore_index)',
+             'return ((labels < num_classes) | (labels == ignore_index)) & (raw != 255)'),),
+           LABEL_TESTS),
+    Mutant('ade20k_reduce_default_ignored', "ADE20KDataset's default reduce_zero_label ignored",
+           ((SEG_CHECK, "return ds.get('type') == 'ADE20KDataset'", 'return False'),),
+           LABEL_TESTS),
+    Mutant('coco_weight_decay', 'COCO weight decay 0.01 instead of 0.05',
+           ((COCO_BASE, 'betas=(0.9, 0.999), weight_decay=0.05)',
+             'betas=(0.9, 0.999), weight_decay=0.01)'),), PAPER_SETTINGS_TESTS),
+    Mutant('coco_warmup_1000', 'COCO warm-up of 1000 iterations (mmdet 3 Swin) instead of 500',
+           ((COCO_BASE, "dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, "
+             "end=500),",
+             "dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, "
+             "end=1000),"),), PAPER_SETTINGS_TESTS),
+    Mutant('b_upernet_drop_path', "the B UperNet drop path left at T's 0.3 instead of 0.5",
+           ((SEG_B, "backbone=dict(arch='base', drop_path_rate=0.5, ",
+             "backbone=dict(arch='base', "),), PAPER_SETTINGS_TESTS),
+    Mutant('ade_tta_ratio_dropped', 'the ADE multi-scale test without ratio 1.75',
+           ((ADE_BASE, 'img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]',
+             'img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5]'),), PAPER_SETTINGS_TESTS),
+    Mutant('ade_betas', 'ADE AdamW betas (0.9, 0.99)',
+           ((ADE_BASE, 'lr=6e-5, betas=(0.9, 0.999)', 'lr=6e-5, betas=(0.9, 0.99)'),),
+           PAPER_SETTINGS_TESTS),
+    Mutant('s_det_tiny_weights', 'Mask R-CNN S (and Cascade S) start from the tiny checkpoint',
+           ((DET_S, 'snnmlp_small_83.30.pt', 'snnmlp_tiny_81.88.pt'),), PAPER_SETTINGS_TESTS),
 ]
 
 

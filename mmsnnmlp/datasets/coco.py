@@ -390,16 +390,18 @@ def _mask_examples(annotations: list, found: List[Tuple[int, List[str]]]) -> str
 
 def _check_image_sizes(images: list, prefix: str, ann: str) -> None:
     """images[].width/height against each file's header (EXIF orientation
-    applied, as mmcv loads it): mmdet decodes polygons and filters boxes at
-    the json's size, and a wrong one misplaces every mask of the image."""
+    applied, as mmcv loads it): mmdet filters boxes and the metric scores
+    masks at the json's size, but draws polygons at the image's."""
     wrong = []
     for i, im in enumerate(images):
         try:
-            _, _, (width, height) = read_header(osp.join(prefix, im['file_name']), image=True)
-        except (OSError, SyntaxError, ValueError):
-            continue  # the decode check names undecodable images
-        if (width, height) != (im['width'], im['height']):
-            wrong.append(f'images[{i}] (id {im["id"]!r}, {im["file_name"]}): file '
+            path = osp.join(prefix, im['file_name'])
+            _, _, (width, height) = read_header(path, image=True)
+            json_size = (im['width'] + 0, im['height'] + 0)
+        except (OSError, SyntaxError, ValueError, KeyError, TypeError):
+            continue  # the structure, existence and decode checks name these
+        if (width, height) != json_size:
+            wrong.append(f'images[{i}] (id {im.get("id")!r}, {im["file_name"]}): file '
                          f'{width}x{height}, json {im["width"]:g}x{im["height"]:g}')
     if wrong:
         raise DataError(f'{ann}: {len(wrong)} image(s) differ in size from their file in '
@@ -415,24 +417,23 @@ def check_coco(ds: Dict, full: Optional[bool], training: bool) -> List[str]:
         raise DataError(f'Annotation file is empty: {ann}')
     coco = _read_json(ann)
     dataset_class = _coco_class(ds)
+    prefix = join_root(root, ds.get('data_prefix', {}).get('img', ''))
     if _reads_like_coco(dataset_class):
+        # first: a wrong size in images[] would otherwise show as bad RLE sizes
+        if isinstance(coco, dict) and isinstance(coco.get('images'), list):
+            _check_image_sizes(coco['images'], prefix, ann)
         images, warned = _check_coco_annotations(coco, ann, _config_classes(ds, dataset_class),
                                                  training, loads_masks(ds))
-        sized = True
     else:  # another layout (LVIS, Objects365, ...): check the images it names, if we can
         images, warned = coco.get('images') if isinstance(coco, dict) else None, []
-        sized = False
         if not isinstance(images, list) or not all(
                 isinstance(im, dict) and isinstance(im.get('file_name'), str) for im in images):
             return warned
-    prefix = join_root(root, ds.get('data_prefix', {}).get('img', ''))
     missing = [im['file_name'] for im in images
                if not osp.isfile(osp.join(prefix, im['file_name']))]
     if missing:
         raise DataError(f'{len(missing)} image(s) named in {ann} are not in {prefix}: '
                         f'{short(missing)}')
-    if sized:
-        _check_image_sizes(images, prefix, ann)
     if wants_full_check(full, len(images)):
         bad = [im['file_name'] for im in images if not decodes(osp.join(prefix, im['file_name']))]
         if bad:

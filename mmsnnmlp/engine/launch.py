@@ -134,7 +134,7 @@ def warn_near_miss_keys(cfg: Config, path: str) -> None:
 def _lookup(cfg, dotted: str):
     node = cfg
     for part in dotted.split('.'):
-        if isinstance(node, Mapping) and part in node:
+        if isinstance(node, (Mapping, Config)) and part in node:
             node = node[part]
         elif isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
             node = node[int(part)]

@@ -1,4 +1,4 @@
-"""The changes ``import mmsnnmlp`` makes to mmengine, torch and timm.
+"""The changes ``import mmsnnmlp`` makes to mmengine, torch, timm and mmseg.
 
 Each patch lives in its own module here and is installed by :func:`install`,
 which ``mmsnnmlp/__init__.py`` calls. All are idempotent. Set the environment
@@ -10,11 +10,12 @@ module docstrings and the README.
 import os
 from typing import FrozenSet, Optional
 
-from . import mmengine_checkpoint, mmengine_config, mmengine_fileio, timm_models, torch_allowlist
+from . import (mmengine_checkpoint, mmengine_config, mmengine_fileio, mmseg_visualizer, timm_models,
+               torch_allowlist)
 
 ENV_VAR = 'MMSNNMLP_NO_PATCHES'
 PATCHES = ('mmengine_checkpoint', 'mmengine_fileio', 'mmengine_config', 'torch_allowlist',
-           'timm_models')
+           'timm_models', 'mmseg_visualizer')
 
 
 def skipped(value: Optional[str] = None) -> FrozenSet[str]:
@@ -45,4 +46,6 @@ def install() -> FrozenSet[str]:
         torch_allowlist.install()
     if 'timm_models' not in skip:  # timm knows snnmlp_tiny/small/base once it is imported
         timm_models.install()
+    if 'mmseg_visualizer' not in skip:  # mmseg's browse_dataset.py can draw class labels
+        mmseg_visualizer.install()
     return frozenset(PATCHES) - skip

@@ -27,6 +27,7 @@ PROBE = textwrap.dedent('''
     from mmengine.registry import HOOKS, MODELS
     from mmengine.runner import checkpoint as ckpt
     import timm
+    from mmseg.visualization.local_visualizer import SegLocalVisualizer
     from mmsnnmlp.checkpoint.reading import TORCH_ALLOWLIST, _torch_safe_globals
     ours = 'mmsnnmlp.patches.mmengine_checkpoint'
     state = {
@@ -40,6 +41,8 @@ PROBE = textwrap.dedent('''
         'torch_allowlist': [TORCH_ALLOWLIST and all(
             g in torch.serialization.get_safe_globals() for g in _torch_safe_globals())],
         'timm_models': [timm.is_model('snnmlp_tiny')],
+        'mmseg_visualizer': [getattr(SegLocalVisualizer._draw_sem_seg, 'mmsnnmlp_contiguous',
+                                     False)],
         'registered': ['SNNMLP' in MODELS.module_dict, 'CPUSyncBN' in MODELS.module_dict,
                        'SafeCheckpointHook' in HOOKS.module_dict,
                        'RNGStateHook' in HOOKS.module_dict],
@@ -136,3 +139,22 @@ def test_import_loads_no_cv2_pil_or_libraries():
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == '[]'
+
+
+def test_mmseg_visualizer_draws_labels_on_a_non_contiguous_image():
+    """mmseg's browse_dataset.py passes a permuted, channel-flipped view; with
+    the patch the class labels are drawn into it instead of raising cv2.error."""
+    import numpy as np
+    import torch
+    from mmengine.structures import PixelData
+    from mmseg.visualization import SegLocalVisualizer
+
+    chw = np.zeros((3, 40, 60), np.uint8)
+    image = chw.transpose(1, 2, 0)[..., [2, 1, 0]]  # what browse_dataset.py hands over
+    assert not image.flags['C_CONTIGUOUS']
+    seg = torch.zeros(1, 40, 60, dtype=torch.long)
+    seg[0, 10:30, 20:50] = 1
+    drawn = SegLocalVisualizer(name='patch_probe')._draw_sem_seg(
+        image, PixelData(data=seg), classes=['bg', 'thing'], palette=[[0, 0, 0], [255, 0, 0]],
+        with_labels=True)
+    assert drawn.shape == (40, 60, 3) and drawn[20, 35].any()
