@@ -5,8 +5,10 @@
 # loading, any-size inputs) also run on the oldest supported stack, torch 2.1.2.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CORE_TESTS=(tests/test_lif.py tests/test_backbone.py tests/checkpoint/test_checkpoint_loading.py
-            tests/checkpoint/test_checkpoint_io.py tests/test_fuzz.py)
+CORE_TESTS=(tests/ops/test_lif_values.py tests/ops/test_lif_module.py
+            tests/ops/test_lif_properties.py tests/models/test_backbone.py
+            tests/models/test_backbone_any_size.py tests/checkpoint/test_checkpoint_loading.py
+            tests/checkpoint/test_checkpoint_io.py tests/checkpoint/test_integrity.py)
 bash "$ROOT/tools/install.sh"
 cd "$ROOT"
 # as if the venv were activated: tools that call `python` (dist_train.sh) find it

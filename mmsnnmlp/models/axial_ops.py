@@ -8,7 +8,7 @@
 Neither has parameters of its own beyond the LIF neurons' tau and Vth.
 """
 import math
-from typing import Callable
+from typing import Callable, List
 
 import torch
 import torch.nn.functional as F
@@ -29,11 +29,15 @@ def axial_shift(x: Tensor, shift_size: int, dim: int, dilation: int = 1) -> Tens
     if reach == 0:
         return x
     length = x.shape[dim]
-    padded = F.pad(x, (reach, reach) if dim == 3 else (0, 0, reach, reach))
+    padded = F.pad(x, [reach, reach] if dim == 3 else [0, 0, reach, reach])
     chunk = math.ceil(x.shape[1] / shift_size)
-    parts = [part.narrow(dim, reach - (g - centre) * dilation, length)
-             for g, part in enumerate(padded.split(chunk, 1))]
+    parts: List[Tensor] = []  # a loop, not a comprehension: TorchScript
+    for g, part in enumerate(padded.split(chunk, 1)):
+        parts.append(part.narrow(dim, reach - (g - centre) * dilation, length))
     return torch.cat(parts, 1)
+
+
+torch.fx.wrap('axial_shift')  # a leaf of torch.fx graphs: it loops over the channel groups
 
 
 class AxialShift(nn.Module):

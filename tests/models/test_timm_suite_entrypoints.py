@@ -36,11 +36,12 @@ def _tracer_kwargs():
 
 
 def _fx_model(model, train=False):
-    from torchvision.models.feature_extraction import get_graph_node_names
-    train_nodes, eval_nodes = get_graph_node_names(model, tracer_kwargs=_tracer_kwargs())
-    return create_feature_extractor(model, train_return_nodes=[train_nodes[-1]],
-                                    eval_return_nodes=[eval_nodes[-1]],
-                                    tracer_kwargs=_tracer_kwargs())
+    """The whole model as an fx graph, as timm's fx tests build it."""
+    from torchvision.models import feature_extraction as tv
+    train_nodes, eval_nodes = tv.get_graph_node_names(model, tracer_kwargs=_tracer_kwargs())
+    return tv.create_feature_extractor(model, train_return_nodes=[train_nodes[-1]],
+                                       eval_return_nodes=[eval_nodes[-1]],
+                                       tracer_kwargs=_tracer_kwargs())
 
 
 @pytest.mark.parametrize('name', ['snnmlp_tiny', 'snnmlp_small', 'snnmlp_base'])
