@@ -263,14 +263,11 @@ def check_exportable(model: nn.Module) -> None:
 
 @contextlib.contextmanager
 def exportable(model: nn.Module, exporter: str = 'torchscript',
-               dynamic_size: bool = True, float64: bool = False) -> Iterator[nn.Module]:
+               float64: bool = False) -> Iterator[nn.Module]:
     """Within the block, ``model`` traces into standard ONNX ops under
     ``exporter`` ('torchscript': ``torch.onnx.export(dynamo=False)``, what
     mmdeploy uses; 'dynamo': ``dynamo=True``). Computes the same as before
-    (the reference formulation of every fused op). ``dynamic_size=False``
-    keeps the model's own forwards, which trace to fixed sizes (graphs for
-    one H and W, where static shapes let later ops such as adaptive pooling
-    export). ``float64=True`` spells convs, norms and GELUs with ops that
+    (the reference formulation of every fused op). ``float64=True`` spells convs, norms and GELUs with ops that
     ONNX Runtime runs in float64 (for checking parity, not for speed)."""
     if exporter not in EXPORTERS:
         raise ValueError(f'exporter must be one of {EXPORTERS}, got {exporter!r}')
@@ -288,8 +285,6 @@ def exportable(model: nn.Module, exporter: str = 'torchscript',
                 forward = functools.partial(_conv64_forward, module)
             elif float64 and type(module) is nn.GELU and module.approximate == 'none':
                 forward = functools.partial(_gelu64_forward, module)
-            elif not dynamic_size:
-                continue
             elif isinstance(module, LIF):
                 forward = functools.partial(_lif_forward, module, exporter)
             elif _is_ours(module, 'PatchEmbed'):

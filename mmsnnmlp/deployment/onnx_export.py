@@ -109,9 +109,8 @@ def export_onnx(model: nn.Module, inputs: Union[Tensor, Sequence[Tensor]], path:
                         for name, x in zip(input_names, inputs) if x.dim() == 4}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     start = time.perf_counter()
-    dynamic_size = any(axis in (2, 3) for axes in dynamic_axes.values() for axis in axes)
     float64 = any(x.dtype == torch.float64 for x in inputs)
-    with exportable(model, exporter, dynamic_size, float64), torch.no_grad():
+    with exportable(model, exporter, float64), torch.no_grad():
         if exporter == 'torchscript':
             torch.onnx.export(model, inputs, path, dynamo=False, opset_version=opset,
                               input_names=list(input_names),

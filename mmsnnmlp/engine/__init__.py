@@ -1,4 +1,4 @@
-"""mmengine glue: hooks, work dir handling, CPU SyncBN, launch helpers.
+"""mmengine glue: hooks, the runner, work dir handling, CPU SyncBN, launch helpers.
 
 Names are imported on first use: ``hooks`` subclasses mmengine's hooks, whose
 package imports cv2, which ``import mmsnnmlp`` (needing only ``sync_bn``)
@@ -9,7 +9,7 @@ import importlib
 _EXPORTS = {'RNGStateHook': 'hooks', 'SafeCheckpointHook': 'hooks',
             'keep_optimizer_step_eager': 'hooks', 'CPUSyncBatchNorm': 'sync_bn',
             'WorkDirBusy': 'workdir', 'claim_work_dir': 'workdir', 'lock_work_dir': 'workdir',
-            'unlock_work_dir': 'workdir', 'resume_checkpoint': 'workdir'}
+            'unlock_work_dir': 'workdir', 'resume_checkpoint': 'workdir', 'SafeRunner': 'runner'}
 __all__ = list(_EXPORTS)
 
 
