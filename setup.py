@@ -65,6 +65,8 @@ setup(
         'det': ['mmdet>=3.0,<3.4', 'mmcv>=2.0,<2.2', 'pycocotools'],
         'seg': ['mmsegmentation>=1.0,<1.3', 'mmcv>=2.0,<2.2', 'ftfy', 'regex'],
         'timm': ['timm>=0.9'],
+        'deploy': ['onnx>=1.15', 'onnxruntime>=1.17', 'onnxscript',
+                   'openvino>=2024.0; platform_machine == "x86_64" or platform_machine == "aarch64"'],
     },
     license='Apache-2.0',
 )

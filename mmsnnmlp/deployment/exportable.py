@@ -12,6 +12,9 @@ batch, H and W:
   missing) instead of padding only when the size asks for it;
 * grouped LIF slices the processed rows and the tail by computed sizes
   (a tail of H mod group rows, or everything when H < group, passes through);
+* for float64 graphs, convs, norms and GELUs are spelled with ops ONNX
+  Runtime runs in float64 (its Conv, InstanceNormalization and Erf kernels
+  are float32-only);
 * adaptive average pooling (UperNet's pyramid pooling module) becomes two
   matrix products with weights computed from the input size;
 * global LIF (one group over the whole axis) has a recurrence as long as the
@@ -195,7 +198,6 @@ def grouped_lif(x: Tensor, tau: Tensor, vth: Tensor, group: int, dim: int) -> Te
     return torch.cat([torch.stack(steps, dim + 1).flatten(dim, dim + 1), tail], dim)
 
 
-@torch.jit.script
 def _global_lif_loop(x: Tensor, tau: Tensor, vth: Tensor) -> Tensor:
     """Global LIF along dim 0 (the caller moves the axis there): an ONNX Loop."""
     outs = []
@@ -206,6 +208,12 @@ def _global_lif_loop(x: Tensor, tau: Tensor, vth: Tensor) -> Tensor:
         outs.append(torch.where(fired, u, vth))
         potential = torch.where(fired, torch.zeros_like(u), u)
     return torch.stack(outs, 0)
+
+
+@functools.lru_cache(maxsize=None)
+def _scripted_global_loop():
+    # scripted on first use (torch.jit.script warns that it is deprecated)
+    return torch.jit.script(_global_lif_loop)
 
 
 def _global_scan_step(carry: Tensor, xj: Tensor, tau: Tensor, vth: Tensor
@@ -223,7 +231,7 @@ def global_lif(x: Tensor, tau: Tensor, vth: Tensor, dim: int, exporter: str) -> 
         _, out = scan(functools.partial(_global_scan_step, tau=tau, vth=vth),
                       torch.zeros_like(moved[0]), moved)
     else:
-        out = _global_lif_loop(moved, tau, vth)
+        out = _scripted_global_loop()(moved, tau, vth)
     return out.movedim(0, dim)
 
 
@@ -267,8 +275,9 @@ def exportable(model: nn.Module, exporter: str = 'torchscript',
     """Within the block, ``model`` traces into standard ONNX ops under
     ``exporter`` ('torchscript': ``torch.onnx.export(dynamo=False)``, what
     mmdeploy uses; 'dynamo': ``dynamo=True``). Computes the same as before
-    (the reference formulation of every fused op). ``float64=True`` spells convs, norms and GELUs with ops that
-    ONNX Runtime runs in float64 (for checking parity, not for speed)."""
+    (the reference formulation of every fused op). ``float64=True`` spells
+    convs, norms and GELUs with ops that ONNX Runtime runs in float64 (for
+    checking parity, not for speed)."""
     if exporter not in EXPORTERS:
         raise ValueError(f'exporter must be one of {EXPORTERS}, got {exporter!r}')
     check_exportable(model)

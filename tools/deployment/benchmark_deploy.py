@@ -6,7 +6,7 @@ model, ATen's ISA and the median of ``--repeats`` runs per cell.
 
 Usage:
     python tools/deployment/benchmark_deploy.py [--models snnmlp-t swin-t]
-        [--shape 800x1344] [--repeats 5] [--warmup 2] [--threads N] [--markdown]
+        [--shape 1x3x800x1344] [--repeats 5] [--warmup 2] [--threads N] [--markdown]
 """
 import argparse
 import os
@@ -24,7 +24,7 @@ from mmsnnmlp.deployment.runtime import Runner, available_backends
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--models', nargs='+', default=['snnmlp-t', 'swin-t'])
-    parser.add_argument('--shape', default='800x1344', help='HxW (batch 1)')
+    parser.add_argument('--shape', default='1x3x800x1344', help='NxCxHxW, or det/seg/cls')
     parser.add_argument('--repeats', type=int, default=5, help='timed runs per cell')
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--threads', type=int, default=None,
@@ -72,7 +72,7 @@ def main():
         except ImportError:
             pass
     print('versions: ' + ', '.join(f'{k} {v}' for k, v in versions.items()))
-    print(f'input 1x3x{shape[2]}x{shape[3]}, median of {args.repeats} runs after '
+    print(f'input {"x".join(map(str, shape))}, median of {args.repeats} runs after '
           f'{args.warmup} warm-up runs')
     columns = [('model', 'model', 's'), ('impl', 'PyTorch model', 's'),
                ('torch_ms', 'PyTorch eager ms', '.1f')]

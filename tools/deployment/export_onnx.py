@@ -22,6 +22,7 @@ import tempfile
 
 import numpy as np
 import torch
+from mmengine.config import DictAction
 
 from mmsnnmlp.deployment import export_onnx
 from mmsnnmlp.deployment.parity import compare, report, within_float32_bound
@@ -41,7 +42,7 @@ def parse_args():
                         help='export only the backbone of a det/seg config')
     parser.add_argument('--size', default='224x224',
                         help='HxW of the synthetic input of a classifier or backbone')
-    parser.add_argument('--cfg-options', nargs='+', default=[],
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='key=value overrides of the config')
     return parser.parse_args()
 
@@ -101,7 +102,7 @@ def dense(args):
     from mmsnnmlp.deployment.dense import onnx_detector, onnx_segmentor
     cfg = Config.fromfile(args.model)
     if args.cfg_options:
-        cfg.merge_from_dict(dict(kv.split('=', 1) for kv in args.cfg_options))
+        cfg.merge_from_dict(args.cfg_options)
     is_det = cfg.get('default_scope', 'mmdet') == 'mmdet'
     if is_det:
         from mmdet.apis import init_detector as init
