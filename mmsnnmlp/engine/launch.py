@@ -7,7 +7,7 @@ import os
 import os.path as osp
 import sys
 import warnings
-from typing import Mapping, Optional, Sequence, Set, Tuple
+from typing import Iterator, Mapping, Optional, Sequence, Set, Tuple
 
 import torch
 from mmengine.config import Config
@@ -21,6 +21,25 @@ def library_of(cfg: Config) -> str:
     if scope not in LIBRARIES:
         raise ValueError(f'Config default_scope must be one of {LIBRARIES}, got {scope!r}')
     return scope
+
+
+def _base_paths(tree: ast.Module, path: str) -> Iterator[str]:
+    """The files a config's literal ``_base_`` names (``pkg::`` resolved),
+    as normalised paths; what cannot be resolved is left out."""
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == '_base_' for t in node.targets):
+            try:
+                bases = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+            for base in [bases] if isinstance(bases, str) else bases:
+                if '::' in base:
+                    try:
+                        base = Config._get_cfg_path(base, path)[0]
+                    except Exception:  # noqa: BLE001  mmengine raises several kinds
+                        continue
+                yield osp.normpath(osp.join(osp.dirname(path), base))
 
 
 def _syntax_error_in(path: str, seen=None) -> Optional[str]:
@@ -37,22 +56,10 @@ def _syntax_error_in(path: str, seen=None) -> Optional[str]:
     except SyntaxError as err:
         return f'{path}, line {err.lineno}: {err.msg}' + (
             f'\n    {err.text.rstrip()}' if err.text else '')
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == '_base_' for t in node.targets):
-            try:
-                bases = ast.literal_eval(node.value)
-            except ValueError:
-                return None
-            for base in [bases] if isinstance(bases, str) else bases:
-                if '::' in base:
-                    try:
-                        base = Config._get_cfg_path(base, path)[0]
-                    except Exception:
-                        continue
-                found = _syntax_error_in(osp.normpath(osp.join(osp.dirname(path), base)), seen)
-                if found:
-                    return found
+    for base in _base_paths(tree, path):
+        found = _syntax_error_in(base, seen)
+        if found:
+            return found
     return None
 
 
@@ -92,27 +99,14 @@ def base_keys(path: str, seen=None) -> Set[str]:
             tree = ast.parse(f.read(), filename=path)
     except (SyntaxError, UnicodeDecodeError, OSError):
         return found
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == '_base_' for t in node.targets):
-            try:
-                bases = ast.literal_eval(node.value)
-            except ValueError:
-                continue
-            for base in [bases] if isinstance(bases, str) else bases:
-                if '::' in base:
-                    try:
-                        base = Config._get_cfg_path(base, path)[0]
-                    except Exception:  # noqa: BLE001  mmengine raises several kinds
-                        continue
-                base = osp.normpath(osp.join(osp.dirname(path), base))
-                if base not in seen and osp.isfile(base):
-                    with open(base, encoding='utf-8') as f:
-                        try:
-                            found |= _assigned_names(ast.parse(f.read(), filename=base))
-                        except SyntaxError:
-                            pass
-                    found |= base_keys(base, seen)
+    for base in _base_paths(tree, path):
+        if base not in seen and osp.isfile(base):
+            with open(base, encoding='utf-8') as f:
+                try:
+                    found |= _assigned_names(ast.parse(f.read(), filename=base))
+                except SyntaxError:
+                    pass
+        found |= base_keys(base, seen)
     return found
 
 
