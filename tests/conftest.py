@@ -39,6 +39,22 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.fixture(scope='module')
+def one_thread():
+    """Small models on shared cores: one thread is faster and steadier."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='module')
+def timm_registered():
+    """The timm classifiers in timm's registry (as importing mmsnnmlp does once timm is)."""
+    from mmsnnmlp.models.snnmlp_timm import register_timm_models
+    register_timm_models()
+
+
 # -- optional digest of the random data each test draws --------------------
 _RANDOM_OPS = {'rand', 'randn', 'randint', 'randperm', 'rand_like', 'randn_like',
                'randint_like', 'normal', 'normal_', 'uniform_', 'bernoulli', 'bernoulli_',

@@ -12,25 +12,12 @@ import torch
 from mmsnnmlp.analysis.imagenet import (LabelledImages, class_indices, evaluate,
                                         imagenet_synsets, scan_image_folder)
 from mmsnnmlp.datasets import DataError
-from mmsnnmlp.models.snnmlp_timm import register_timm_models
 from helpers.released_layout import ARCHS, released_state_dict, training_checkpoint
+
+pytestmark = pytest.mark.usefixtures('one_thread', 'timm_registered')  # tests/conftest.py
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 NARROW = dict(embed_dim=8, depths=(1, 1, 2, 1))  # 4 stages, 8..64 channels
-
-
-@pytest.fixture(scope='module', autouse=True)
-def registered():
-    register_timm_models()
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """Small models on shared cores: one thread is faster and steadier."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 ONE_THREAD_ENV = dict(os.environ, OMP_NUM_THREADS='1')

@@ -17,15 +17,9 @@ from PIL import Image
 from mmsnnmlp.models.snnmlp_timm import register_timm_models
 from mmsnnmlp.ops import LIF
 
+pytestmark = pytest.mark.usefixtures('one_thread')  # tests/conftest.py
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small models on shared cores
-    yield
-    torch.set_num_threads(threads)
 
 
 def _tool():

@@ -14,19 +14,11 @@ import mmsnnmlp  # noqa: F401  installs the safe loaders
 from helpers.http_server import FolderServer
 from mmsnnmlp.models import SNNMLP, CheckpointError, safe_load
 from mmsnnmlp.fileio import atomic_open, remove_stale_temp_files
-from helpers.unpicklers import UNPICKLERS
+from helpers.unpicklers import UNPICKLERS, Payload
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOY = {'mmdet': osp.join(ROOT, 'configs/toy/mask-rcnn_snnmlp-toy_fpn_toy-coco.py'),
        'mmseg': osp.join(ROOT, 'configs/toy/snnmlp-toy_upernet_toy-ade.py')}
-
-
-class _Payload:
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.system, (f'touch {self.marker}',))
 
 
 @pytest.fixture
@@ -36,7 +28,7 @@ def served(tmp_path, monkeypatch):
     site = tmp_path / 'site'
     site.mkdir()
     marker = tmp_path / 'pwned'
-    torch.save({'state_dict': {'w': torch.zeros(1)}, 'meta': _Payload(marker)},
+    torch.save({'state_dict': {'w': torch.zeros(1)}, 'meta': Payload(marker)},
                site / 'evil.pth')
     model = SNNMLP(dict(embed_dims=8, depths=(1, 1, 1, 1)), drop_path_rate=0.0)
     torch.save({'state_dict': model.state_dict(), 'meta': {'epoch': 1}}, site / 'good.pth')
@@ -44,7 +36,7 @@ def served(tmp_path, monkeypatch):
         yield server, marker, model
     # the payload really would run under a plain unpickler
     assert not marker.exists()
-    pickle.loads(pickle.dumps(_Payload(marker)))
+    pickle.loads(pickle.dumps(Payload(marker)))
     assert marker.exists()
 
 

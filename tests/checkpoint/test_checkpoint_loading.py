@@ -1,4 +1,3 @@
-import os
 import pickle
 import re
 
@@ -8,7 +7,7 @@ import torch
 from mmsnnmlp.models import SNNMLP, CheckpointError, safe_load
 from helpers.released_layout import (ARCHS, released_state_dict, stage_features,
                                      training_checkpoint)
-from helpers.unpicklers import UNPICKLERS
+from helpers.unpicklers import UNPICKLERS, Payload
 
 
 @pytest.fixture(scope='module')
@@ -137,20 +136,12 @@ def test_state_dict_missing(tmp_path):
         _pretrained(path)
 
 
-class _Payload:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f'touch {self.marker}',))
-
-
 @UNPICKLERS
 @pytest.mark.parametrize('legacy', [False, True])
 def test_malicious_pickle_is_refused_and_never_runs(tmp_path, legacy, tiny_released, restricted):
     marker = tmp_path / 'pwned'
     path = tmp_path / 'evil.pt'
-    payload = {'model': {'patch_embed.proj.weight': torch.zeros(1)}, 'x': _Payload(marker)}
+    payload = {'model': {'patch_embed.proj.weight': torch.zeros(1)}, 'x': Payload(marker)}
     torch.save(payload, path, _use_new_zipfile_serialization=not legacy)
     with pytest.raises(CheckpointError, match='Refusing to load .*could run code'):
         safe_load(str(path), restricted=restricted)
@@ -158,7 +149,7 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path, legacy, tiny_relea
         _pretrained(path)
     assert not marker.exists()
     # sanity: the payload really would run under a plain unpickler
-    pickle.loads(pickle.dumps(_Payload(marker)))
+    pickle.loads(pickle.dumps(Payload(marker)))
     assert marker.exists()
 
 

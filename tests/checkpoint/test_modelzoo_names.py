@@ -4,7 +4,6 @@ modelzoo://, mmcls://, pavi://, s3:// -- reaches the safe loader, with
 TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 too (which turns torch.load's default
 into a plain unpickler)."""
 import json
-import os
 import sys
 import types
 
@@ -15,16 +14,8 @@ from mmengine.runner.checkpoint import CheckpointLoader
 
 import mmsnnmlp  # noqa: F401  installs the safe loaders
 from helpers.http_server import FolderServer
-from helpers.unpicklers import UNPICKLERS
+from helpers.unpicklers import UNPICKLERS, Payload
 from mmsnnmlp.checkpoint import CheckpointError, safe_load
-
-
-class _Payload:
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.system, (f'touch {self.marker}',))
 
 
 @pytest.fixture
@@ -37,7 +28,7 @@ def files(tmp_path, monkeypatch):
     (home / 'zoo').mkdir(parents=True)
     monkeypatch.setenv('MMENGINE_HOME', str(home))
     marker = tmp_path / 'pwned'
-    torch.save({'state_dict': {'w': torch.zeros(1)}, 'meta': _Payload(marker)},
+    torch.save({'state_dict': {'w': torch.zeros(1)}, 'meta': Payload(marker)},
                home / 'zoo' / 'evil.pth')
     torch.save({'state_dict': {'w': torch.ones(2)}}, home / 'zoo' / 'good.pth')
     (home / 'open_mmlab.json').write_text(json.dumps({'evil': 'zoo/evil.pth',

@@ -14,16 +14,10 @@ from mmsnnmlp.models import SNNMLP
 from mmsnnmlp.models.snnmlp_timm import classifier_config, register_timm_models
 from helpers.variant_params import TINY, expected_params
 
+pytestmark = pytest.mark.usefixtures('one_thread')  # tests/conftest.py
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 NARROW = dict(embed_dims=4, depths=(1, 1, 2, 1))
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small models on shared cores
-    yield
-    torch.set_num_threads(threads)
 
 
 ABLATION = sorted(glob.glob(osp.join(ROOT, 'configs/ablation/det/*.py')) +

@@ -14,6 +14,7 @@ from mmengine.registry import DefaultScope
 
 import mmsnnmlp  # noqa: F401
 from helpers.http_server import FolderServer
+from helpers.unpicklers import Payload
 from mmsnnmlp.models import safe_load
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -55,19 +56,11 @@ def _model_checkpoint(path, config):
     return model
 
 
-class _Payload:
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.system, (f'touch {self.marker}',))
-
-
 def test_downloaded_payload_never_runs(toy, tmp_path):
     site = tmp_path / 'site'
     site.mkdir()
     marker = tmp_path / 'pwned'
-    torch.save({'state_dict': {}, 'meta': _Payload(marker)}, site / 'evil.pth')
+    torch.save({'state_dict': {}, 'meta': Payload(marker)}, site / 'evil.pth')
     env = dict(os.environ, TORCH_HOME=str(tmp_path / 'torch_home'))
     with FolderServer(site) as server:
         url = f'{server.url}/evil.pth'

@@ -9,3 +9,15 @@ UNPICKLERS = pytest.mark.parametrize('restricted', [
         not TORCH_ALLOWLIST, reason='torch < 2.6 has no allowlist API')),
     pytest.param(True, id='own-unpickler'),
 ])
+
+
+class Payload:
+    """Pickles to a call of ``os.system('touch MARKER')``: a checkpoint carrying
+    it proves code ran if the marker file appears."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+        return (os.system, (f'touch {self.marker}',))

@@ -18,22 +18,10 @@ from mmsnnmlp.models.snnmlp_timm import (RELEASE_URL, SNNMLPClassifier, create_f
 from helpers.released_layout import (ARCHS, classifier_logits, released_state_dict, stage_features,
                              training_checkpoint)
 
+pytestmark = pytest.mark.usefixtures('one_thread', 'timm_registered')  # tests/conftest.py
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 NARROW = dict(embed_dim=8, depths=(1, 1, 2, 1))  # 4 stages, 8..64 channels
-
-
-@pytest.fixture(scope='module', autouse=True)
-def registered():
-    register_timm_models()
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """Small models on shared cores: one thread is faster and steadier."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='module')

@@ -8,7 +8,6 @@ import torch
 from timm.models import (FeatureGraphNet, create_feature_extractor, get_notrace_functions,
                          get_notrace_modules)
 
-from mmsnnmlp.models.snnmlp_timm import register_timm_models
 
 TOY = dict(embed_dim=8, depths=(1, 1, 2, 1))
 # the ablation options that change the layers' code paths
@@ -17,18 +16,7 @@ OPTIONS = [dict(), dict(lif_group=None), dict(lif_group=-1), dict(dwconv=False),
            dict(lif_placement='replace_gelu'), dict(token_mixer='none'),
            dict(token_mixer='axial_shift', dwconv=False)]
 
-
-@pytest.fixture(scope='module', autouse=True)
-def registered():
-    register_timm_models()
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread', 'timm_registered')  # tests/conftest.py
 
 
 def _tracer_kwargs():

@@ -18,6 +18,8 @@ from mmsnnmlp.models.snnmlp_timm import (SNNMLPClassifier, create_from_checkpoin
 from mmsnnmlp.ops import LIF, lif_reference
 from helpers.variant_params import TINY, expected_params
 
+pytestmark = pytest.mark.usefixtures('one_thread')  # tests/conftest.py
+
 NARROW = dict(embed_dims=4, depths=(1, 1, 2, 1))
 TINY_BACKBONE_PARAMS = 27_565_200  # the released SNN-MLP-T without head, final norm, output norms
 
@@ -42,17 +44,8 @@ VARIANTS = {
 MIXER_KEY = {'lif': 'lif_module', 'axial_shift': 'axial_shift', 'none': 'token_mixer'}
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small models on shared cores
-    yield
-    torch.set_num_threads(threads)
-
-
 def _opt(kwargs, name, default):
     return kwargs.get(name, default)
-
 
 
 def test_formula_matches_the_released_count():

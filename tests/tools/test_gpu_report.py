@@ -5,14 +5,13 @@ import os.path as osp
 import subprocess
 import sys
 
+from helpers.tools import run_tool
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def _tool(name, *args, env=None):
-    cmd = [sys.executable, osp.join(ROOT, 'tools/analysis_tools', name)] + [str(a) for a in args]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
-    assert out.returncode == 0, f'{cmd}\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}'
-    return out.stdout
+    return run_tool(osp.join('analysis_tools', name), *args, env=env)
 
 
 def test_gpu_report_quick_on_cpu(tmp_path):

@@ -21,12 +21,7 @@ fraction of channels firing at each position (a local firing rate in [0, 1]);
 In "fires", red marks the rows (along H) or columns (along W) after the last
 full group, which the neuron passes through unprocessed.
 
-Firing rate of a LIF neuron layer: positions where u > Vth, divided by the
-positions the neuron processes (all channels and positions of the full
-groups; the tail rows/columns after the last full group pass through and are
-not counted), over every call (a sliding-window test runs the backbone once
-per crop). A block's rate pools all its LIF neurons. Neurons switched off
-(``lif_group=-1``), or whose axis is shorter than one group, have a rate of null.
+Firing rates are defined in :mod:`mmsnnmlp.analysis.lif_recorder`.
 
 Examples::
 
