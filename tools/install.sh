@@ -110,7 +110,7 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 imports_ok() {
     "$VENV/bin/python" - <<'EOF' 2>/dev/null
 import torch, torchvision, mmengine, mmcv, mmcv.ops, mmdet, mmseg, timm, pycocotools, pytest
-import cv2, psutil, mim, mmsnnmlp
+import cv2, psutil, mim, xdist, mmsnnmlp
 import os.path as osp, sysconfig
 assert torch.__version__.startswith('2.14.1'), torch.__version__
 assert mmcv.__version__ == '2.1.0', mmcv.__version__

@@ -13,7 +13,8 @@ bash "$ROOT/tools/install.sh"
 cd "$ROOT"
 # as if the venv were activated: tools that call `python` (dist_train.sh) find it
 export PATH="${MMSNNMLP_VENV:-$ROOT/.venv}/bin:$PATH"
-"${MMSNNMLP_VENV:-$ROOT/.venv}/bin/python" -m pytest -ra "$@"
+# two workers (pytest-xdist): most tests are single-threaded; MMSNNMLP_TEST_WORKERS=0 runs serially
+"${MMSNNMLP_VENV:-$ROOT/.venv}/bin/python" -m pytest -ra -n "${MMSNNMLP_TEST_WORKERS:-2}" "$@"
 if [ $# -eq 0 ]; then
     bash "$ROOT/tools/install.sh" --oldest
     echo "== core tests on the oldest supported stack (torch 2.1.2) =="

@@ -39,7 +39,7 @@ def test_gpu_report_quick_on_cpu(tmp_path):
             for mode in ('fwd', 'train'):
                 assert {(task, model, mode, 'fp32', False), (task, model, mode, 'bf16', False)} \
                     <= settings
-    assert ('det', 'snnmlp-t', 'train', 'fp32', True) in settings
+    assert ('det', 'snnmlp-t', 'fwd', 'fp32', True) in settings  # quick: compiled forward only
     assert all(r['median_ms'] > 0 and r['params_m'] > 20 for r in report['models'])
     markdown = (tmp_path / 'report.md').read_text()
     for title in ('## Self-check', '## Kernel checks', '## LIF and norm_act alone',

@@ -250,6 +250,8 @@ def main(argv=None) -> int:
                             [(('fwd',), fwd_shape), (('train',), train_shape)])
                     compiled_models = COMPILED_MODELS[:1] if quick else COMPILED_MODELS
                     for modes, shape in runs:
+                        if compiled and quick:  # the checks compile forward+backward already
+                            modes = ('fwd',)
                         for name in args.models:
                             if not compiled or name in compiled_models:
                                 jobs.append((task, shape, modes, compiled, name))
