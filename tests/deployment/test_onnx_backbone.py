@@ -50,6 +50,9 @@ def test_torchscript_export_groups(tmp_path, group):
     assert info['domains'] == [''] and info['opset'] == 17
     # the global recurrence is a loop over the axis read at run time, not unrolled
     assert ('Loop' in info['op_types']) == (group is None)
+    # ONNX Runtime runs Where with a broadcast scalar slowly: the LIF avoids it;
+    # the affine of every norm before a 1x1 conv (3 per block, 1 per merging) is folded
+    assert 'Where' not in info['op_types'] and info['folded'] == 3 * 4 + 3
     parities = _check_runs(info['path'], model, SIZES)
     assert within_float32_bound(parities)
     assert max(p.max_rel for p in parities) < 1e-3
@@ -66,15 +69,12 @@ def test_opset18_fixed_tau_vth_and_any_batch(tmp_path):
 
 @pytest.mark.parametrize('group', [4, None])
 def test_float64_equals_pytorch(tmp_path, group):
-    """float64 graphs are made per input size (fixed H and W)."""
+    """One float64 graph (dynamic batch, H and W) equals PyTorch at every size."""
     model = toy_backbone(lif_group=group).double()
-    parities = []
-    for shape in [SIZES[0], SIZES[1], SIZES[4]]:
-        x = torch.randn(shape, dtype=torch.float64)
-        info = export_onnx(model, x, str(tmp_path / 'b.onnx'), output_names=OUT_NAMES,
-                           dynamic_axes={})
-        assert info['domains'] == ['']
-        parities += _check_runs(info['path'], model, [shape], dtype=torch.float64)
+    info = export_onnx(model, torch.randn(SIZES[0], dtype=torch.float64),
+                       str(tmp_path / 'b.onnx'), output_names=OUT_NAMES)
+    assert info['domains'] == [''] and not info['static']
+    parities = _check_runs(info['path'], model, SIZES, dtype=torch.float64)
     assert max(p.max_abs for p in parities) <= 1e-9
 
 

@@ -8,8 +8,11 @@ Runtime (or OpenVINO) and compare with PyTorch.
     python tools/deployment/export_onnx.py configs/seg/<config>.py --checkpoint seg.pth
     # the backbone of a det/seg config alone (dynamic batch/H/W, parity table)
     python tools/deployment/export_onnx.py configs/det/<config>.py --backbone-only
-    # a timm classifier
+    # a timm classifier (SNN-MLP: the shape is read off the checkpoint; dynamic batch)
     python tools/deployment/export_onnx.py snnmlp_tiny --checkpoint snnmlp_tiny_81.88.pt
+    # ... or random weights with other timm arguments
+    python tools/deployment/export_onnx.py snnmlp_tiny --size 64x64 \
+        --model-args embed_dim=16 depths=1,1,1,1 num_classes=10
 
 Without ``--image`` a synthetic image (coloured shapes on noise) is used.
 The PyTorch and runtime results are printed side by side: per-output
@@ -44,6 +47,8 @@ def parse_args():
                         help='HxW of the synthetic input of a classifier or backbone')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='key=value overrides of the config')
+    parser.add_argument('--model-args', nargs='+', action=DictAction, default={},
+                        help='key=value arguments of timm.create_model (classifiers)')
     return parser.parse_args()
 
 
@@ -63,27 +68,40 @@ def _size(text):
 
 
 def _compare_tensors(model, x, path, backend):
-    info_out = Runner(path, backend)(x)
-    parities = compare(info_out, run_torch(model, [x]))
+    runner = Runner(path, backend)
+    parities = compare(runner(x), run_torch(model, [x]), runner.output_names)
     print(report(parities, f'{backend} vs PyTorch, input {tuple(x.shape)}'))
     print('float32 bound (share off by > 1e-4 of scale below 0.1%):',
           'met' if within_float32_bound(parities) else 'NOT met')
 
 
-def classifier(args):
+def _timm_classifier(args):
     import timm
 
+    from mmsnnmlp.models.snnmlp_timm import TIMM_VARIANTS, create_from_checkpoint
+    if args.checkpoint and args.model in TIMM_VARIANTS:
+        # the released layouts and custom shapes, read safely (not timm's loader)
+        model, variant = create_from_checkpoint(args.checkpoint, **args.model_args)
+        print(f'{args.checkpoint}: {variant or "a custom shape"} '
+              f'(embed_dim {model.embed_dim}, depths {tuple(model.depths)})')
+        return model
+    return timm.create_model(args.model, pretrained=False, checkpoint_path=args.checkpoint or '',
+                             **args.model_args).eval()
+
+
+def classifier(args):
     import mmsnnmlp  # noqa: F401  (registers the timm models)
-    model = timm.create_model(args.model, pretrained=False,
-                              checkpoint_path=args.checkpoint or '').eval()
+    model = _timm_classifier(args).eval()
     h, w = _size(args.size)
     x = torch.randn(1, 3, h, w)
     path = osp.join(args.out, f'{args.model}.onnx')
     info = export_onnx(model, x, path, output_names=['logits'],
-                       dynamic_axes={'input': {0: 'batch'}}, opset=args.opset,
-                       exporter=args.exporter)
-    print(f"wrote {path} ({info['seconds']:.1f} s, opset {info['opset']}, standard ops only)")
-    _compare_tensors(model, x, path, args.backend)
+                       dynamic_axes={'input': {0: 'batch'}, 'logits': {0: 'batch'}},
+                       opset=args.opset, exporter=args.exporter)
+    print(f"wrote {path} ({info['seconds']:.1f} s, opset {info['opset']}, standard ops only, "
+          f"input {h}x{w}, dynamic batch)")
+    for batch in (1, 2):
+        _compare_tensors(model, torch.randn(batch, 3, h, w), path, args.backend)
 
 
 def _load_data(model, cfg, image):
