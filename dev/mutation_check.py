@@ -60,7 +60,7 @@ CHECKPOINT_TESTS = ('tests/checkpoint/test_checkpoint_loading.py',
 LIF_TESTS = ('tests/ops/test_lif_exact.py', 'tests/ops/test_lif_values.py',
              'tests/ops/test_lif_trace.py', 'tests/ops/test_lif_module.py',
              'tests/ops/test_lif_properties.py', 'tests/models/test_backbone_any_size.py',
-             'tests/ops/test_lif_triton.py')
+             'tests/ops/test_lif_triton.py', 'tests/ops/test_nhwc_paths.py')
 TOOL_TESTS = ('tests/tools/test_tools.py', 'tests/datasets/test_data_check.py')
 ROTATION_TESTS = ('tests/engine/test_checkpoint_rotation.py',)
 RNG_TESTS = ('tests/engine/test_rng_after_resume.py',)
@@ -82,17 +82,28 @@ class Mutant:
 # reference (lif_reference and lif_trace) tests it in three places: the reset,
 # and the output of each.
 SPIKE_REFERENCE = (
-    (LIF, 'potential = torch.where(u > vth, torch.zeros_like(u), u)',
-     'potential = torch.where(u >= vth, torch.zeros_like(u), u)'),
+    (LIF, 'potential = u.masked_fill(u > vth, 0.0)', 'potential = u.masked_fill(u >= vth, 0.0)'),
     (LIF, 'return _with_tail(torch.where(u > vth, u, vth), x, dim)',
      'return _with_tail(torch.where(u >= vth, u, vth), x, dim)'),
     (LIF, '    fired = u > vth\n    return (_with_tail(',
      '    fired = u >= vth\n    return (_with_tail('))
-SPIKE_FAST_FORWARD = (LIF, 'torch.gt(u, vth_c, out=fired)', 'torch.ge(u, vth_c, out=fired)')
+# The fast path runs vectorised on CPU for a finite Vth (threshold at the next
+# float above Vth) and generically elsewhere: each mutant changes both.
+SPIKE_FAST_FORWARD = (
+    (LIF, 'torch.gt(u, vth_c, out=fired)', 'torch.ge(u, vth_c, out=fired)'),
+    (LIF, 'F.threshold_(torch.neg(u, out=minus_o), threshold, -0.0)',
+     'F.threshold_(torch.neg(u, out=minus_o), -vth_f, -0.0)'))
 # (u >= Vth in the output alone is an equivalent mutant: at u == Vth both give Vth.)
-NAN_FAST_OUTPUT = (LIF, 'torch.fmax(u, vth_c, out=outv.select(step, j))',
-                   'torch.maximum(u, vth_c, out=outv.select(step, j))')
-SPIKE_FAST_BACKWARD = (LIF, 'f = u > vth_c', 'f = u >= vth_c')
+NAN_FAST_OUTPUT = (
+    (LIF, 'torch.fmax(u, vth_c, out=outv.select(step, j))',
+     'torch.maximum(u, vth_c, out=outv.select(step, j))'),
+    (LIF, 'torch.nan_to_num_(out.narrow(dim, 0, processed), nan=vth_f',
+     'torch.nan_to_num_(out.narrow(dim, 0, 0), nan=vth_f'))
+SPIKE_FAST_BACKWARD = (
+    (LIF, 'f = u > vth_c', 'f = u >= vth_c'),
+    (LIF, 'masks.append(torch.gt(u, vth_f)', 'masks.append(torch.ge(u, vth_f)'),
+    (LIF, 'minus_o.append(F.threshold_(torch.neg(u), threshold, -0.0))',
+     'minus_o.append(F.threshold_(torch.neg(u), -vth_f, -0.0))'))
 SPIKE_TRITON = (TRITON, 'fired = u > vth\n        if BACKWARD:',
                 'fired = u >= vth\n        if BACKWARD:')
 SPIKE_TRITON_VTH_GRAD = (TRITON, 'full & (u <= vth)', 'full & (u < vth)')
@@ -155,17 +166,17 @@ MUTANTS: List[Mutant] = [
              "choice = 'torch'"),),
            ('tests/ops/test_ops_impl.py',), required=True),
     Mutant('spike_ge_everywhere', 'spike u >= Vth instead of u > Vth, in every implementation',
-           (*SPIKE_REFERENCE, SPIKE_FAST_FORWARD, SPIKE_FAST_BACKWARD,
+           (*SPIKE_REFERENCE, *SPIKE_FAST_FORWARD, *SPIKE_FAST_BACKWARD,
             SPIKE_TRITON, SPIKE_TRITON_VTH_GRAD),
            LIF_TESTS, required=True),
     # -- the same, one implementation at a time ---------------------------
     Mutant('spike_ge_reference', 'u >= Vth in lif_reference only', SPIKE_REFERENCE, LIF_TESTS),
-    Mutant('spike_ge_fast_forward', 'u >= Vth in the fast forward only', (SPIKE_FAST_FORWARD,),
+    Mutant('spike_ge_fast_forward', 'u >= Vth in the fast forward only', SPIKE_FAST_FORWARD,
            LIF_TESTS),
     Mutant('nan_fast_output', 'a NaN potential reaches the fast output instead of Vth',
-           (NAN_FAST_OUTPUT,), LIF_TESTS),
+           NAN_FAST_OUTPUT, LIF_TESTS),
     Mutant('spike_ge_fast_backward', 'u >= Vth in the fast backward only',
-           (SPIKE_FAST_BACKWARD,), LIF_TESTS),
+           SPIKE_FAST_BACKWARD, LIF_TESTS),
     Mutant('spike_ge_triton', 'u >= Vth in the Triton recurrence only', (SPIKE_TRITON,),
            LIF_TESTS),
     Mutant('spike_ge_triton_vth_grad', 'u >= Vth in the Triton dVth sum only',
@@ -192,11 +203,13 @@ MUTANTS: List[Mutant] = [
            ((TEST, '        check_state_dict_fits(runner.model, checkpoint, args.checkpoint)',
              '        pass'),), ('tests/tools/test_tools.py',)),
     Mutant('lif_tail_zeroed', 'the fast LIF zeroes the tail instead of passing it through',
-           ((LIF, 'out = torch.empty_like(xc).copy_(xc)  # the tail passes through unchanged',
-             'out = torch.zeros_like(xc)'),), LIF_TESTS),
+           ((LIF, '_tail(out, dim, processed).copy_(_tail(xc, dim, processed))',
+             '_tail(out, dim, processed).zero_()'),), LIF_TESTS),
     Mutant('lif_vth_grad_inverted', 'the fast backward sums dVth over firing positions',
-           ((LIF, 'grad_vth = grad_vth + gj.masked_fill(f, 0.0).sum()',
-             'grad_vth = grad_vth + gj.masked_fill(~f, 0.0).sum()'),), LIF_TESTS),
+           ((LIF, 'grad_vth = grad_vth + torch.where(f, zero, gj).sum()',
+             'grad_vth = grad_vth + torch.where(f, gj, zero).sum()'),
+            (LIF, 'torch.bitwise_and(gj.view(bits), mask.bitwise_not_())',
+             'torch.bitwise_and(gj.view(bits), mask)')), LIF_TESTS),
     Mutant('shape_mismatch_accepted', 'mis-shaped checkpoint tensors not reported',
            ((FITTING, 'for k in state if k in own and state[k].shape != own[k].shape]',
              'for k in state if False]'),), CHECKPOINT_TESTS),

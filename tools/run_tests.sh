@@ -8,7 +8,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CORE_TESTS=(tests/ops/test_lif_values.py tests/ops/test_lif_module.py
             tests/ops/test_lif_properties.py tests/models/test_backbone.py
             tests/models/test_backbone_any_size.py tests/checkpoint/test_checkpoint_loading.py
-            tests/checkpoint/test_checkpoint_io.py tests/checkpoint/test_integrity.py)
+            tests/checkpoint/test_checkpoint_io.py tests/checkpoint/test_integrity.py
+            tests/ops/test_nhwc_paths.py tests/models/test_channels_last_inside.py)
 bash "$ROOT/tools/install.sh"
 cd "$ROOT"
 # as if the venv were activated: tools that call `python` (dist_train.sh) find it

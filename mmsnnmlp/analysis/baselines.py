@@ -1,7 +1,7 @@
 """The backbones SNN-MLP is timed against, built with random weights: SNN-MLP
-T/S/B (and T on the unfused reference ops), Swin-T/S and ResNet-50 (mmdet's
-where it imports, else timm's / torchvision's), and timm's ImageNet
-classifiers with their heads.
+T/S/B (and T on the unfused reference ops, and T in NCHW inside), Swin-T/S and
+ResNet-50 (mmdet's where it imports, else timm's / torchvision's), and timm's
+ImageNet classifiers with their heads.
 """
 from typing import Sequence, Tuple
 
@@ -16,7 +16,12 @@ SWIN_DEPTHS = {'swin-t': (2, 2, 6, 2), 'swin-s': (2, 2, 18, 2)}
 # 224x224 as the authors' get_throughput.sh measures it
 CLASSIFIERS = tuple(TIMM_VARIANTS) + ('swin_tiny_patch4_window7_224',
                                       'swin_small_patch4_window7_224')
-MODELS = tuple(SNNMLP_ARCHS) + ('snnmlp-t-ref',) + tuple(SWIN_DEPTHS) + ('resnet50',) + CLASSIFIERS
+# SNN-MLP-T variants: the official model's computation (the unfused reference
+# ops), and the backbone without its internal channels_last on CPU
+SNNMLP_T_VARIANTS = {'snnmlp-t-ref': (dict(impl='reference'), 'mmsnnmlp, unfused reference'),
+                     'snnmlp-t-nchw': (dict(channels_last=False), 'mmsnnmlp, NCHW inside')}
+MODELS = (tuple(SNNMLP_ARCHS) + tuple(SNNMLP_T_VARIANTS) + tuple(SWIN_DEPTHS) + ('resnet50',)
+          + CLASSIFIERS)
 
 
 class TimmSwin(nn.Module):
@@ -74,11 +79,11 @@ def build_backbone(name: str, shape: Sequence[int], baselines: str = 'auto',
 
     ``baselines``: Swin/ResNet from 'mmdet', 'timm' (torchvision's ResNet),
     or 'auto' (mmdet where it imports)."""
-    if name in SNNMLP_ARCHS or name == 'snnmlp-t-ref':
-        ref = name.endswith('-ref')
-        model = SNNMLP(arch=SNNMLP_ARCHS[name[:8]], out_indices=out_indices,
-                       impl='reference' if ref else 'auto')
-        return model, 'mmsnnmlp, unfused reference' if ref else 'mmsnnmlp'
+    if name in SNNMLP_ARCHS:
+        return SNNMLP(arch=SNNMLP_ARCHS[name], out_indices=out_indices), 'mmsnnmlp'
+    if name in SNNMLP_T_VARIANTS:
+        options, note = SNNMLP_T_VARIANTS[name]
+        return SNNMLP(arch='tiny', out_indices=out_indices, **options), note
     if name in CLASSIFIERS:
         import timm
 

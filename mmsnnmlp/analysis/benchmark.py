@@ -250,7 +250,7 @@ def time_models(names: Sequence[str], shape: Sequence[int], device: torch.device
                 compile_modes: Sequence[bool] = (False, ), compile_backend: str = 'inductor',
                 warmup: int = 3, iters: int = 10, rounds: int = 1, baselines: str = 'auto',
                 out_indices: Sequence[int] = (0, 1, 2, 3), channels_last: bool = False,
-                log: Callable[[str], None] = print) -> List[Dict]:
+                freeze: bool = False, log: Callable[[str], None] = print) -> List[Dict]:
     """One row per (model, mode, dtype, compiled): median ms, img/s, peak MiB.
 
     ``rounds == 1``: each model is built, timed in every setting and freed
@@ -258,7 +258,22 @@ def time_models(names: Sequence[str], shape: Sequence[int], device: torch.device
     all models are built first and timed round-robin, so that load from other
     processes hits all alike (shared CPUs). SNN-MLP compiles with
     ``fullgraph=True``; the baselines may break graphs. ``channels_last``
-    runs models and input in that memory format."""
+    runs models and input in that memory format. ``freeze``: inductor's
+    freezing for the compiled inference (weights as constants: oneDNN weight
+    prepacking and conv/linear + pointwise fusion on CPU); 'fwd' mode only."""
+    if not freeze:
+        return _time_models(names, shape, device, modes, dtypes, compile_modes, compile_backend,
+                            warmup, iters, rounds, baselines, out_indices, channels_last, log)
+    if 'train' in modes or compile_backend != 'inductor':
+        raise ValueError("freeze applies to compiled inference: mode 'fwd', backend inductor")
+    import torch._inductor.config as inductor_config
+    with inductor_config.patch(freezing=True):  # read when the first call compiles
+        return _time_models(names, shape, device, modes, dtypes, compile_modes, compile_backend,
+                            warmup, iters, rounds, baselines, out_indices, channels_last, log)
+
+
+def _time_models(names, shape, device, modes, dtypes, compile_modes, compile_backend, warmup,
+                 iters, rounds, baselines, out_indices, channels_last, log) -> List[Dict]:
     layout = torch.channels_last if channels_last else torch.contiguous_format
     x = torch.randn(tuple(shape), device=device).contiguous(memory_format=layout)
     settings = [(m, d, c) for c in compile_modes for m in modes for d in dtypes]
@@ -324,14 +339,20 @@ def time_models(names: Sequence[str], shape: Sequence[int], device: torch.device
 
 def time_ops(device: torch.device, shape: Sequence[int], dtype: str,
              impls: Sequence[str] = ('triton', 'torch', 'reference'), warmup: int = 5,
-             iters: int = 20) -> List[Dict]:
+             iters: int = 20, channels_last: bool = False) -> List[Dict]:
     """LIF (group 4, along H and W) and norm_act (with and without GELU)
     alone, forward and forward + backward, against a device-to-device copy
     of the same tensor. GB/s counts the minimum traffic: read x, write out
     (forward); plus read x, read dout, write dx (backward). 'of copy' is
-    that rate over the copy's."""
+    that rate over the copy's. On CPU the implementations of each op and
+    mode are timed call by call in turn (load from other processes hits all alike);
+    on CPU the rows also give the process CPU time (``cpu_ms``) and the
+    speed-up over 'reference' by it (``x_ref_cpu``). ``channels_last``: the
+    tensors in that memory format (what the backbone's ops see on CPU)."""
     from mmsnnmlp.ops import lif, norm_act
-    x = torch.randn(tuple(shape), device=device, dtype=DTYPES[dtype])
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(tuple(shape), device=device, dtype=DTYPES[dtype]).contiguous(
+        memory_format=layout)
     grad = torch.randn_like(x)
     nbytes = x.numel() * x.element_size()
     out = torch.empty_like(x)
@@ -348,18 +369,57 @@ def time_ops(device: torch.device, shape: Sequence[int], dtype: str,
            'norm_act': lambda t, impl: norm_act(t, weight, bias, 1e-5, None, impl),
            'norm_act gelu': lambda t, impl: norm_act(t, weight, bias, 1e-5, 'gelu', impl)}
     for op, fn in ops.items():
-        for impl in impls:
-            def fwd(fn=fn, impl=impl):
-                with torch.no_grad():
-                    fn(x, impl)
-
-            def train(fn=fn, impl=impl):
-                fn(x.detach().requires_grad_(True), impl).backward(grad)
-            for mode, step, passes in (('fwd', fwd, 2), ('fwd+bwd', train, 5)):
-                ms = time_fn(step, device, warmup, iters)['median_ms']
+        for mode, passes in (('fwd', 2), ('fwd+bwd', 5)):
+            steps = {}
+            for impl in impls:
+                if mode == 'fwd':
+                    def step(fn=fn, impl=impl):
+                        with torch.no_grad():
+                            fn(x, impl)
+                else:
+                    def step(fn=fn, impl=impl):
+                        fn(x.detach().requires_grad_(True), impl).backward(grad)
+                steps[impl] = step
+            timings = _time_in_turn(steps, device, warmup, iters)
+            ref_cpu = timings['reference']['cpu_ms'] if 'reference' in timings else None
+            for impl, timing in timings.items():
+                ms = timing['median_ms']
                 gbs = passes * nbytes / ms / 1e6
-                rows.append(dict(op=op, impl=impl, mode=mode, median_ms=round(ms, 4),
-                                 gb_per_s=round(gbs, 1), of_copy=round(gbs / copy_gbs, 3)))
+                row = dict(op=op, impl=impl, mode=mode, median_ms=round(ms, 4),
+                           gb_per_s=round(gbs, 1), of_copy=round(gbs / copy_gbs, 3))
+                if timing['cpu_ms'] is not None:
+                    row['cpu_ms'] = round(timing['cpu_ms'], 4)
+                    if ref_cpu:
+                        row['x_ref_cpu'] = round(ref_cpu / timing['cpu_ms'], 2)
+                rows.append(row)
     for row in rows:
-        row.update(shape=shape_text(shape), dtype=dtype)
+        row.update(shape=shape_text(shape), dtype=dtype,
+                   layout='channels_last' if channels_last else 'NCHW')
     return rows
+
+
+def _time_in_turn(steps: Dict[str, Callable[[], None]], device: torch.device, warmup: int,
+                  iters: int) -> Dict[str, Timing]:
+    """:func:`time_fn` of each step, on CPU one call of each in turn (on CUDA
+    one step after the other: CUDA events time a kernel of microseconds, a
+    host clock around synchronisations would not)."""
+    if device.type == 'cuda':
+        return {k: time_fn(step, device, warmup, iters) for k, step in steps.items()}
+    for _ in range(warmup):
+        for step in steps.values():
+            step()
+    sync(device)
+    times = {k: [] for k in steps}
+    cpu = {k: [] for k in steps}
+    for _ in range(iters):
+        for name, step in steps.items():
+            sync(device)
+            t0, c0 = time.perf_counter(), time.process_time()
+            step()
+            sync(device)
+            times[name].append((time.perf_counter() - t0) * 1e3)
+            cpu[name].append((time.process_time() - c0) * 1e3)
+    return {k: Timing(median_ms=statistics.median(times[k]), min_ms=min(times[k]),
+                      times_ms=times[k], peak_mib=None,
+                      cpu_ms=statistics.median(cpu[k]) if device.type == 'cpu' else None)
+            for k in steps}

@@ -9,13 +9,14 @@ implementation of every fused op. This file imports neither mmdet nor mmseg;
 import dataclasses
 from typing import Dict, Optional, Sequence, Tuple, Union
 
+import torch
 from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from ..checkpoint import load_backbone_weights
 from ..ops import set_impl
-from .layers import PatchEmbed, build_stages, norm
+from .layers import PatchEmbed, build_stages, is_fx_tracing, norm
 from .variants import SNNMLPSpec
 
 __all__ = ['SNNMLP']
@@ -61,6 +62,16 @@ class SNNMLP(BaseModule):
             'reference' (the unfused PyTorch computation of the official
             model); see :func:`mmsnnmlp.ops.set_impl`, which also switches a
             built model. Default: 'auto'.
+        channels_last (bool | str): run the network in the channels_last
+            (NHWC) memory format inside, whatever format the input has: the
+            input is converted once, every layer keeps the format, and the
+            outputs come back in the input's format (NCHW-contiguous for an
+            NCHW input). The 1x1 convolutions then run as plain GEMMs over
+            NHWC activations, and the LIF along W reads contiguous channel
+            vectors. Parameters and the state dict are untouched. 'auto': on
+            CPU tensors, in eager mode and under torch.compile, not while an
+            ONNX export or torch.fx traces; True: on every device; False:
+            never. Also an attribute of the same name. Default: 'auto'.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)``
             loads a released ImageNet checkpoint, a converted backbone file
             or a full detector/segmentor checkpoint. Default: None.
@@ -85,9 +96,13 @@ class SNNMLP(BaseModule):
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  impl: str = 'auto',
+                 channels_last: Union[bool, str] = 'auto',
                  init_cfg: Optional[Dict] = None,
                  **spec_options):
         super().__init__(init_cfg=init_cfg)
+        if channels_last not in (True, False, 'auto'):
+            raise ValueError(f"channels_last must be True, False or 'auto', got {channels_last!r}")
+        self.channels_last = channels_last
         self.arch = arch
         self.spec = spec = SNNMLPSpec.from_arch(arch, **spec_options)
         self.embed_dims, self.depths = spec.embed_dims, spec.depths
@@ -157,13 +172,28 @@ class SNNMLP(BaseModule):
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f'SNNMLP expects input of shape (N, {self.in_channels}, H, W), '
                              f'got {tuple(x.shape)}')
+        inside, restore = self._layout(x)
+        if inside:
+            x = x.contiguous(memory_format=torch.channels_last)
         x = self.pos_drop(self.patch_embed(x))
         outs = []
         for i, stage in enumerate(self.layers):
             feat, x = stage(x)
             if i in self.out_indices:
-                outs.append(self.out_norms[str(i)](feat))
+                out = self.out_norms[str(i)](feat)
+                outs.append(out.contiguous() if restore else out)
             if i >= self.out_indices[-1]:
                 break
         return tuple(outs)
+
+    def _layout(self, x: Tensor) -> Tuple[bool, bool]:
+        """(run channels_last inside, return NCHW-contiguous outputs); see ``channels_last``."""
+        mode = self.channels_last
+        if mode is False or is_fx_tracing() or torch.onnx.is_in_onnx_export():
+            return False, False  # tracers that want plain graphs
+        if mode == 'auto' and x.device.type != 'cpu':
+            return False, False  # the Triton kernels read NCHW
+        # a tensor that is both (C == 1, or H == W == 1) counts as NCHW
+        nchw = x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last)
+        return True, nchw
 

@@ -21,9 +21,11 @@ path below runs on any device; :mod:`.lif_triton` holds the CUDA kernels.
 the oracle for every fast path (``impl='reference'``). The module
 :class:`~mmsnnmlp.ops.LIF` lives in :mod:`.modules`.
 """
+import math
 from typing import List, Optional, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from . import dispatch, lif_triton
@@ -69,34 +71,88 @@ def _split_groups(t: Tensor, dim: int, group: Optional[int]) -> Tuple[Optional[T
 # --------------------------------------------------------------------------
 
 
+def _tail(t: Tensor, dim: int, processed: int) -> Tensor:
+    return t.narrow(dim, processed, t.shape[dim] - processed)
+
+
+def _cpu_threshold(vth: Tensor) -> Optional[float]:
+    """For CPU tensors: ``-next`` where ``next`` is the first value above Vth in
+    its dtype, so that ``u > Vth`` is exactly ``-u <= -next`` (what
+    ``F.threshold`` tests); None when Vth is not finite (left to the generic path).
+
+    Why: ``torch.where`` and ``torch.fmax`` on CPU branch per element and
+    mispredict on spike masks (about 7 and 4 ns per value here, against 0.5 for
+    the vectorised ``clamp_min``, ``neg`` and ``threshold``)."""
+    value = vth.item()
+    if not math.isfinite(value):
+        return None
+    return -torch.nextafter(vth, torch.full_like(vth, math.inf)).item()
+
+
 def _torch_forward(x: Tensor, tau: Tensor, vth: Tensor, group: Optional[int],
                    dim: int) -> Tensor:
     """The recurrence with out= ops into preallocated buffers (no temporaries
-    per step). ``fmax(u, Vth)`` is ``where(u > Vth, u, Vth)`` for every input,
-    NaN included (fmax ignores a NaN), so no special case is needed."""
+    per step), in x's memory layout.
+
+    On CPU, with ``q = -o`` (minus the carried potential), each step is four
+    vectorised passes: ``u = x - q * tau``, ``out = clamp_min(u, Vth)``,
+    ``q = threshold(-u, -next(Vth), -0.0)`` (0 after a spike, else -u); then
+    one ``nan_to_num`` turns NaN outputs into Vth. Elsewhere ``fmax(u, Vth)``
+    is ``where(u > Vth, u, Vth)`` for every input, NaN included (fmax ignores
+    a NaN), and ``where`` resets the potential. The product and the sum are
+    rounded apart, as in the reference: ``addcmul`` fuses them (FMA) and
+    would flip spikes against every other path."""
     ctype = compute_dtype(x)
     xc = x.to(ctype)
-    out = torch.empty_like(xc).copy_(xc)  # the tail passes through unchanged
+    out = torch.empty_like(xc)
     xv, size = _split_groups(xc, dim, group)
     if xv is None:
-        return out.to(x.dtype)
+        return out.copy_(xc).to(x.dtype)
+    processed = xv.shape[dim] * size
+    if processed < x.shape[dim]:  # the tail passes through unchanged
+        _tail(out, dim, processed).copy_(_tail(xc, dim, processed))
     outv, _ = _split_groups(out, dim, group)
     tau_c, vth_c = tau.to(ctype).reshape(()), vth.to(ctype).reshape(())
-    zero = torch.zeros((), dtype=ctype, device=x.device)
     step = dim + 1
-    u = torch.empty_like(xv.select(step, 0))
-    potential = torch.empty_like(u)
-    fired = torch.empty(u.shape, dtype=torch.bool, device=x.device)
+    u = xv.select(step, 0)  # o_0 = 0: u_0 is x_0 itself
+    buffer = torch.empty_like(outv.select(step, 0)) if size > 1 else u
+    threshold = _cpu_threshold(vth_c) if x.device.type == 'cpu' else None
+    if threshold is not None:
+        vth_f = vth_c.item()
+        minus_o = torch.empty_like(buffer)
+        for j in range(size):
+            if j > 0:
+                u = torch.sub(xv.select(step, j), torch.mul(minus_o, tau_c, out=buffer),
+                              out=buffer)
+            torch.clamp_min(u, vth_f, out=outv.select(step, j))
+            if j < size - 1:
+                F.threshold_(torch.neg(u, out=minus_o), threshold, -0.0)  # reset after a spike
+        torch.nan_to_num_(out.narrow(dim, 0, processed), nan=vth_f, posinf=math.inf,
+                          neginf=-math.inf)  # NaN never fires: Vth, as where(u > Vth, u, Vth)
+        return out.to(x.dtype)
+    zero = torch.zeros((), dtype=ctype, device=x.device)
+    potential = torch.empty_like(buffer)
+    fired = torch.empty_like(buffer, dtype=torch.bool)
     for j in range(size):
-        if j == 0:
-            u.copy_(xv.select(step, 0))
-        else:
-            torch.mul(potential, tau_c, out=u).add_(xv.select(step, j))  # tau * o + x
+        if j > 0:
+            u = torch.mul(potential, tau_c, out=buffer).add_(xv.select(step, j))  # tau * o + x
         torch.fmax(u, vth_c, out=outv.select(step, j))
         if j < size - 1:
             torch.gt(u, vth_c, out=fired)
             torch.where(fired, zero, u, out=potential)  # reset after a spike
     return out.to(x.dtype)
+
+
+_BITS = {torch.float32: torch.int32, torch.float64: torch.int64}
+
+
+def _select(mask: Tensor, a: Tensor, b: Tensor, out: Tensor) -> Tensor:
+    """``where(mask, a, b)`` into ``out`` for an integer ``mask`` of -1 (all bits
+    set) or 0, as ``b ^ ((a ^ b) & mask)`` on the bits: exact for every value,
+    and vectorised on CPU where ``where`` is not."""
+    bits = _BITS[out.dtype]
+    o = torch.bitwise_xor(a.view(bits), b.view(bits), out=out.view(bits))
+    return o.bitwise_and_(mask).bitwise_xor_(b.view(bits)).view(out.dtype)
 
 
 def _torch_backward(grad: Tensor, x: Tensor, tau: Tensor, vth: Tensor, group: Optional[int],
@@ -105,33 +161,74 @@ def _torch_backward(grad: Tensor, x: Tensor, tau: Tensor, vth: Tensor, group: Op
     xc = x.to(ctype)
     tau_c, vth_c = tau.to(ctype).reshape(()), vth.to(ctype).reshape(())
     g = grad.to(ctype)
-    grad_x = torch.empty_like(xc).copy_(g)  # the tail copies its gradient
+    grad_x = torch.empty_like(xc)
     grad_tau = torch.zeros((), dtype=ctype, device=x.device)
     grad_vth = torch.zeros((), dtype=ctype, device=x.device)
     xv, size = _split_groups(xc, dim, group)
-    if xv is not None:
+    if xv is None:
+        grad_x.copy_(g)
+    else:
+        processed = xv.shape[dim] * size
+        if processed < x.shape[dim]:  # the tail copies its gradient
+            _tail(grad_x, dim, processed).copy_(_tail(g, dim, processed))
         gv, _ = _split_groups(g, dim, group)
         gxv, _ = _split_groups(grad_x, dim, group)
         step = dim + 1
-        # Recompute the forward recurrence: spikes and carried potentials.
-        fired, carried = [], [None]
-        for j in range(size):
-            u = xv.select(step, j)
-            if carried[-1] is not None:
-                u = u + tau_c * carried[-1]
-            f = u > vth_c
-            fired.append(f)
-            carried.append(u.masked_fill(f, 0.0))
-        adj = None  # dL/du_{j+1}
-        for j in reversed(range(size)):
-            gj, f = gv.select(step, j), fired[j]
-            adj = gj.masked_fill(~f, 0.0) if adj is None else torch.where(f, gj, tau_c * adj)
-            gxv.select(step, j).copy_(adj)
-            if carried[j] is not None:
-                grad_tau = grad_tau + (adj * carried[j]).sum()
-            grad_vth = grad_vth + gj.masked_fill(f, 0.0).sum()
+        threshold = _cpu_threshold(vth_c) if x.device.type == 'cpu' else None
+        if threshold is not None:
+            grad_tau, grad_vth = _cpu_backward(xv, gv, gxv, tau_c, vth_c, threshold, size, step)
+        else:
+            zero = torch.zeros((), dtype=ctype, device=x.device)
+            # Recompute the forward recurrence: spikes and carried potentials.
+            fired, carried = [], [None]
+            for j in range(size):
+                u = xv.select(step, j)
+                if carried[-1] is not None:
+                    u = torch.mul(carried[-1], tau_c).add_(u)
+                f = u > vth_c
+                fired.append(f)
+                if j < size - 1:
+                    carried.append(torch.where(f, zero, u))
+            adj = None  # dL/du_{j+1}, written into grad_x
+            for j in reversed(range(size)):
+                gj, f, dst = gv.select(step, j), fired[j], gxv.select(step, j)
+                torch.where(f, gj, zero if adj is None else adj * tau_c, out=dst)
+                adj = dst
+                if carried[j] is not None:
+                    grad_tau = grad_tau + torch.mul(adj, carried[j]).sum()
+                grad_vth = grad_vth + torch.where(f, zero, gj).sum()
     return (grad_x.to(x.dtype), grad_tau.reshape(tau.shape).to(tau.dtype),
             grad_vth.reshape(vth.shape).to(vth.dtype))
+
+
+def _cpu_backward(xv: Tensor, gv: Tensor, gxv: Tensor, tau: Tensor, vth: Tensor,
+                  threshold: float, size: int, step: int) -> Tuple[Tensor, Tensor]:
+    """The backward on CPU with vectorised ops only (see :func:`_cpu_threshold`
+    and :func:`_select`); writes dL/dx into ``gxv``, returns (dL/dtau, dL/dVth)."""
+    bits = _BITS[xv.dtype]
+    vth_f = vth.item()
+    masks, minus_o = [], [None]  # -1 where u_j fires, else 0; -o_{j+1}
+    for j in range(size):
+        u = xv.select(step, j)
+        if minus_o[-1] is not None:
+            u = torch.sub(u, torch.mul(minus_o[-1], tau))
+        masks.append(torch.gt(u, vth_f).to(bits).neg_())
+        if j < size - 1:
+            minus_o.append(F.threshold_(torch.neg(u), threshold, -0.0))
+    sums_tau, sums_vth = [], []
+    adj = None  # dL/du_{j+1}, written into grad_x
+    for j in reversed(range(size)):
+        gj, mask, dst = gv.select(step, j), masks[j], gxv.select(step, j)
+        if adj is None:  # the last step: g where it fires, else +0.0
+            torch.bitwise_and(gj.view(bits), mask, out=dst.view(bits))
+        else:
+            _select(mask, gj, adj * tau, dst)
+        adj = dst
+        if minus_o[j] is not None:
+            sums_tau.append(torch.mul(adj, minus_o[j]).sum())
+        sums_vth.append(torch.bitwise_and(gj.view(bits), mask.bitwise_not_()).view(xv.dtype).sum())
+    return -torch.stack(sums_tau).sum() if sums_tau else tau.new_zeros(()), \
+        torch.stack(sums_vth).sum()
 
 
 # --------------------------------------------------------------------------
@@ -201,7 +298,14 @@ def lif(x: Tensor, tau: Scalar, vth: Scalar, group: Optional[int] = 4, dim: int 
     dispatch.check_impl(impl)
     if dispatch.traces_reference(x, impl):
         return lif_reference(x, tau, vth, group, dim)
-    return _lif_op(x, _as_param(tau, x), _as_param(vth, x), group, dim, impl)
+    tau, vth = _as_param(tau, x), _as_param(vth, x)
+    if not _compiling() and not (torch.is_grad_enabled() and (
+            x.requires_grad or tau.requires_grad or vth.requires_grad)):
+        return _lif_forward(x, tau, vth, group, dim, impl)  # no backward: no op needed
+    return _lif_op(x, tau, vth, group, dim, impl)
+
+
+_compiling = getattr(torch.compiler, 'is_compiling', lambda: False)  # torch >= 2.3
 
 
 def _potentials(x: Tensor, tau: Tensor, vth: Tensor, group: Optional[int],
@@ -223,7 +327,9 @@ def _potentials(x: Tensor, tau: Tensor, vth: Tensor, group: Optional[int],
             u = tau * potential + u
         potentials.append(u)
         if j < size - 1:
-            potential = torch.where(u > vth, torch.zeros_like(u), u)  # reset after a spike
+            # reset after a spike; a scalar fill, not zeros_like(u): compiled for
+            # changing sizes, a copy of u's (view) strides is one inductor cannot order
+            potential = u.masked_fill(u > vth, 0.0)
     return torch.stack(potentials, step).flatten(dim, step)
 
 

@@ -21,6 +21,7 @@ follows, which would cast to it anyway).
 The module, :class:`~mmsnnmlp.ops.NormAct`, lives in :mod:`.modules`.
 """
 import math
+import os
 from typing import Optional, Tuple
 
 import torch
@@ -64,6 +65,61 @@ def _channel_shape(x: Tensor) -> Tuple[int, ...]:
 # --------------------------------------------------------------------------
 
 
+# Below this many values PyTorch's own CPU kernels run on one thread, while
+# oneDNN's always start all threads: on a machine busy with other work each
+# such start can wait a scheduler time slice (measured: 30 ms for a GELU of
+# 1152 values with 2 threads at load 5). So small tensors keep ATen's kernel.
+DENSE_MIN_NUMEL = 32768
+
+
+def dense_view(t: Tensor) -> Tensor:
+    """``t`` itself, or for a large channels_last 4-d tensor its NHWC
+    permutation, which is contiguous: the same memory, in the layout under
+    which PyTorch's CPU GELU runs oneDNN's kernel (2-3x faster than ATen's
+    generic one, which it falls back to for any non-contiguous tensor). For
+    elementwise ops only."""
+    if t.dim() == 4 and t.numel() >= DENSE_MIN_NUMEL and not t.is_contiguous() \
+            and t.is_contiguous(memory_format=torch.channels_last):
+        return t.permute(0, 2, 3, 1)
+    return t
+
+
+def gelu_(t: Tensor) -> Tensor:
+    """Exact (erf) GELU of ``t`` in place, on :func:`dense_view` (no copy)."""
+    torch.ops.aten.gelu_(dense_view(t))
+    return t
+
+
+def gelu(t: Tensor) -> Tensor:
+    """``F.gelu(t)`` in ``t``'s layout, computed on :func:`dense_view`
+    (differentiable: the backward runs on the same view)."""
+    view = dense_view(t)
+    if view is t:
+        return F.gelu(t)
+    return F.gelu(view).permute(0, 3, 1, 2)
+
+
+def gelu_backward(grad: Tensor, z: Tensor) -> Tensor:
+    """GELU's backward at input ``z``; on the dense views when both share a layout."""
+    g_view, z_view = dense_view(grad), dense_view(z)
+    if g_view is grad or z_view is z:
+        return torch.ops.aten.gelu_backward(grad, z)
+    return torch.ops.aten.gelu_backward(g_view, z_view).permute(0, 3, 1, 2)
+
+
+def group_norm(x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor], eps: float
+               ) -> Tensor:
+    """``F.group_norm(x, 1, weight, bias, eps)``. PyTorch's CPU backward of a
+    channels_last input without gradient, whose weight or bias has one (a
+    frozen stage's output entering a trained norm), crashes the process
+    (segfault) in torch 2.1.2 to 2.10.0 at least (2.14.1 does not): such an
+    input asks for a gradient, thrown away."""
+    if x.device.type == 'cpu' and not x.requires_grad and _needs_grad(weight, bias) \
+            and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        x = x.detach().requires_grad_()
+    return F.group_norm(x, 1, weight, bias, eps)
+
+
 def _torch_forward(x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor], eps: float,
                    gelu: bool, out_dtype: torch.dtype) -> Tuple[Tensor, Tensor, Tensor]:
     ctype = compute_dtype(x)
@@ -81,7 +137,7 @@ def _torch_forward(x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor], 
         if w is not None:
             y = torch.addcmul(b.view(_channel_shape(x)), y, w.view(_channel_shape(x)))
     if gelu:
-        torch.ops.aten.gelu_(y)
+        gelu_(y)
     return y.to(out_dtype), mean, rstd
 
 
@@ -93,11 +149,14 @@ def _torch_backward(grad: Tensor, x: Tensor, weight: Optional[Tensor], bias: Opt
     xc, g = x.to(ctype), like(x, grad.to(ctype))
     w = None if weight is None else weight.to(ctype)
     xhat = None
-    if gelu:  # recompute GELU's input z
-        xhat = (xc - mean.view(_stat_shape(x))) * rstd.view(_stat_shape(x))
-        z = xhat if w is None else torch.addcmul(bias.to(ctype).view(_channel_shape(x)), xhat,
-                                                 w.view(_channel_shape(x)))
-        g = torch.ops.aten.gelu_backward(g, z)
+    if gelu:  # recompute GELU's input z = x * scale + shift in one pass (per sample, channel)
+        scale = rstd.view(n, 1).expand(n, c) if w is None else rstd.view(n, 1) * w
+        shift = -mean.view(n, 1) * scale
+        if bias is not None:
+            shift = shift + bias.to(ctype)
+        extra = (1,) * (x.dim() - 2)
+        z = torch.addcmul(shift.view((n, c) + extra), xc, scale.reshape((n, c) + extra))
+        g = gelu_backward(g, z)
     if x.device.type == 'cpu':
         return torch.ops.aten.native_group_norm_backward(
             g, xc, mean.view(n, 1), rstd.view(n, 1), w, n, c, math.prod(x.shape[2:]), 1,
@@ -216,7 +275,22 @@ def norm_act(x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor], eps: f
                                                                       torch.bfloat16)
         out_dtype = torch.float32 if on else x.dtype
     if dispatch.traces_reference(x, impl):
-        y = F.group_norm(x, 1, weight, bias, eps)
+        y = group_norm(x, weight, bias, eps)
         return (F.gelu(y) if act == 'gelu' else y).to(out_dtype)
+    if not _compiling():
+        if not _needs_grad(x, weight, bias):  # no backward: the same kernels, without the op
+            return _forward(x, weight, bias, float(eps), act == 'gelu', impl, out_dtype)[0]
+        if impl == 'auto' and x.device.type == 'cpu' and not os.environ.get(dispatch.ENV_VAR):
+            # Measured on CPU: under autograd the unfused ops are faster than the
+            # fused op, whose backward recomputes GELU's input (one more pass).
+            y = group_norm(x, weight, bias, eps)
+            return (gelu(y) if act == 'gelu' else y).to(out_dtype)
     return _op(x, weight, bias, float(eps), act == 'gelu', impl, out_dtype)[0]
+
+
+_compiling = getattr(torch.compiler, 'is_compiling', lambda: False)  # torch >= 2.3
+
+
+def _needs_grad(*tensors: Optional[Tensor]) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 

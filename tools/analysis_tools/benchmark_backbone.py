@@ -6,7 +6,8 @@ input, so the numbers compare (timing, memory and tables:
 for machines shared with other work; CPU rows also give the process CPU time.
 
 Models: snnmlp-t/s/b (mmsnnmlp, ``impl='auto'``), snnmlp-t-ref (SNN-MLP-T on
-the unfused reference ops: the official model's computation), swin-t/s and
+the unfused reference ops: the official model's computation), snnmlp-t-nchw
+(SNN-MLP-T without its channels_last inside, ``channels_last=False``), swin-t/s and
 resnet50 (mmdet's where it imports, else timm's / torchvision's) as backbones;
 and timm's ImageNet classifiers snnmlp_tiny/small/base and
 swin_tiny/small_patch4_window7_224 (with head), for img/s at 224x224.
@@ -16,6 +17,9 @@ Examples::
     # the CPU comparison of the README (2 threads, detection input)
     python tools/analysis_tools/benchmark_backbone.py --device cpu --threads 2 \\
         --shape 1x3x800x1344 --models snnmlp-t swin-t --rounds 3 --iters 3
+    # compiled inference with inductor's freezing (oneDNN weight prepacking)
+    python tools/analysis_tools/benchmark_backbone.py --device cpu --threads 2 \\
+        --shape 1x3x800x1344 --models snnmlp-t swin-t --rounds 2 --iters 3 --compile --freeze
     # detection shape, training step, bf16 autocast, compiled too, to JSON
     python tools/analysis_tools/benchmark_backbone.py --shape det --mode train \\
         --dtype bf16 --compile --json bench.json
@@ -56,6 +60,9 @@ def parse_args(argv=None):
                    help='forward without grad, or forward + backward')
     p.add_argument('--compile', action='store_true', help='torch.compile the models')
     p.add_argument('--compile-backend', default='inductor')
+    p.add_argument('--freeze', action='store_true',
+                   help="with --compile (inductor, --mode fwd): inductor's freezing, weights as "
+                        'constants (oneDNN prepacking, conv + pointwise fusion on CPU)')
     p.add_argument('--warmup', type=int, default=3)
     p.add_argument('--iters', type=int, default=10, help='timed iterations per round')
     p.add_argument('--rounds', type=int, default=1,
@@ -69,6 +76,9 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.iters < 1 or args.warmup < 0 or args.rounds < 1:
         p.error('--iters and --rounds must be >= 1, --warmup >= 0')
+    if args.freeze and not (args.compile and args.mode == 'fwd'
+                            and args.compile_backend == 'inductor'):
+        p.error('--freeze needs --compile with the inductor backend and --mode fwd')
     try:
         args.shape = bench.parse_shape(args.shape, args.batch)
     except ValueError as err:
@@ -88,7 +98,8 @@ def main(argv=None) -> dict:
         args.models, args.shape, device, modes=(args.mode,), dtypes=(args.dtype,),
         compile_modes=(args.compile,), compile_backend=args.compile_backend,
         warmup=args.warmup, iters=args.iters, rounds=args.rounds, baselines=args.baselines,
-        channels_last=args.channels_last, log=lambda line: print(line, file=sys.stderr, flush=True))
+        channels_last=args.channels_last, freeze=args.freeze,
+        log=lambda line: print(line, file=sys.stderr, flush=True))
     columns = MODEL_COLUMNS + [('min_ms', 'min ms', '.1f')]
     if device.type == 'cpu':  # grows less than wall time under other processes' load
         columns.append(('cpu_ms', 'cpu-time ms', '.1f'))
@@ -96,7 +107,8 @@ def main(argv=None) -> dict:
     env = bench.environment(device)
     print(f"\n{env.get('gpu', env['cpu'])} ({env['cpu_capability']}), {env['threads']} threads, "
           f"torch {env['torch']}; median of {args.iters * args.rounds} iterations after "
-          f"{args.warmup} warm-up; load average {env['loadavg_1min']}")
+          f"{args.warmup} warm-up; load average {env['loadavg_1min']}"
+          + ('; compiled with inductor freezing' if args.freeze else ''))
     result = dict(args={k: v for k, v in vars(args).items()}, environment=env, models=rows)
     if args.json:
         with open(args.json, 'w') as f:
