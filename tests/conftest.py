@@ -10,6 +10,7 @@
   for and the global RNG states at the end. Two runs whose files are identical
   drew identical data (compare runs under different PYTHONHASHSEED values).
 """
+import contextlib
 import hashlib
 import os
 import random
@@ -104,3 +105,30 @@ def pytest_runtest_call(item):
     sha.update(repr(random.getstate()).encode())
     with open(path, 'a') as f:
         f.write(f'{item.nodeid} {sha.hexdigest()}\n')
+
+
+@pytest.fixture
+def fresh_compiler():
+    """torch.compile with no on-disk state and a reset Dynamo (inductor's and
+    AOT autograd's caches and Dynamo's profile of dynamic sizes, PGO, would
+    make the graphs compiled, and their count, depend on earlier runs), and
+    the C++ kernels built at -O0: the same generated code and IEEE results
+    (no fast math, no FMA contraction), built in about half the time."""
+    import torch._dynamo.config as dynamo_config
+    import torch._functorch.config as functorch_config
+    import torch._inductor.config as inductor_config
+    options = [(getattr(torch.compiler, 'config', None), dict(force_disable_caches=True)),
+               (inductor_config, dict(force_disable_caches=True, fx_graph_cache=False,
+                                      autotune_local_cache=False,
+                                      **{'aot_inductor.debug_compile': True})),
+               (functorch_config, dict(enable_autograd_cache=False)),
+               (dynamo_config, dict(automatic_dynamic_local_pgo=False))]
+    with contextlib.ExitStack() as stack:
+        for module, values in options:  # ConfigModule.patch: restored on exit
+            values = {k: v for k, v in values.items()
+                      if hasattr(module, k) or k == 'aot_inductor.debug_compile'}
+            if module is not None and values:
+                stack.enter_context(module.patch(values))
+        torch._dynamo.reset()
+        yield
+        torch._dynamo.reset()
