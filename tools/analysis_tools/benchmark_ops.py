@@ -45,7 +45,8 @@ def main(argv=None):
                           args.warmup, args.iters, channels_last=args.channels_last)
     columns = tables.OP_COLUMNS + [('layout', 'layout', '')]
     if device.type == 'cpu':  # process CPU time: other processes' load inflates it less
-        columns += [('cpu_ms', 'cpu-time ms', '.3f'), ('x_ref_cpu', 'x reference (cpu time)', '.2f')]
+        columns += [('cpu_ms', 'cpu-time ms', '.3f'),
+                    ('x_ref_cpu', 'x reference (cpu time)', '.2f')]
     print(tables.text_table(rows, columns))
     if args.json:
         with open(args.json, 'w') as f:
