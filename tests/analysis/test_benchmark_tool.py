@@ -32,9 +32,9 @@ def test_benchmark_ops_on_channels_last(tmp_path):
                  '--warmup', '0', '--iters', '2', '--threads', '1', '--json', out)
     rows = json.load(open(out))['ops']
     assert {r['layout'] for r in rows} == {'channels_last'} and 'channels_last' in text
-    faster = {(r['op'], r['mode']) for r in rows
+    with_speedup = {(r['op'], r['mode']) for r in rows
               if r['impl'] == 'torch' and r.get('x_ref_cpu', 0) > 0}
-    assert faster == {(r['op'], r['mode']) for r in rows if r['op'] != 'copy'}
+    assert with_speedup == {(r['op'], r['mode']) for r in rows if r['op'] != 'copy'}
 
 
 def test_benchmark_backbone_nchw_variant_and_freeze_needs_compile(tmp_path):
