@@ -28,7 +28,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
-from ..ops import LIF, NormAct
+from ..ops import LIF, NormAct, dispatch
 from ..ops.norm_act import gelu, gelu_
 from .axial_ops import AxialLIF, AxialShift
 
@@ -43,14 +43,13 @@ ActLayer = Optional[Callable[[], nn.Module]]
 # torch.fx.symbolic_trace in progress (the plain is_fx_tracing of torch >= 2.6 warns)
 is_fx_tracing = getattr(torch.fx._symbolic_trace, 'is_fx_symbolic_tracing', None) or \
     getattr(torch.fx._symbolic_trace, 'is_fx_tracing', lambda: False)
-is_compiling = getattr(torch.compiler, 'is_compiling', lambda: False)  # torch >= 2.3
 
 
 def eager() -> bool:
     """Plain eager execution: not traced by torch.fx, Dynamo (torch.compile,
     torch.export) or an ONNX export. (TorchScript never reaches the callers'
     eager branches.) Python state only, so tracers never see the check."""
-    return not (is_fx_tracing() or is_compiling() or torch.onnx.is_in_onnx_export())
+    return not (is_fx_tracing() or dispatch.is_compiling() or dispatch.onnx_exporting())
 
 
 def eager_cpu_inference(t: Tensor) -> bool:

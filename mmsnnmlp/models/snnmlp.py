@@ -15,7 +15,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from ..checkpoint import load_backbone_weights
-from ..ops import set_impl
+from ..ops import dispatch, set_impl
 from .layers import PatchEmbed, build_stages, is_fx_tracing, norm
 from .variants import SNNMLPSpec
 
@@ -189,7 +189,7 @@ class SNNMLP(BaseModule):
     def _layout(self, x: Tensor) -> Tuple[bool, bool]:
         """(run channels_last inside, return NCHW-contiguous outputs); see ``channels_last``."""
         mode = self.channels_last
-        if mode is False or is_fx_tracing() or torch.onnx.is_in_onnx_export():
+        if mode is False or is_fx_tracing() or dispatch.onnx_exporting():
             return False, False  # tracers that want plain graphs
         if mode == 'auto' and x.device.type != 'cpu':
             return False, False  # the Triton kernels read NCHW

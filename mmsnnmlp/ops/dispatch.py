@@ -73,9 +73,16 @@ def _require_triton(x: Tensor, op: str) -> None:
             f"{x.device.type} tensor without it. Use impl='torch' or 'auto' for CPU tensors.")
 
 
-def _onnx_exporting() -> bool:
+def onnx_exporting() -> bool:
+    """An ONNX export is running."""
     onnx = sys.modules.get('torch.onnx')  # never imported: no export is running
     return onnx is not None and onnx.is_in_onnx_export()
+
+
+def is_compiling() -> bool:
+    """Dynamo (torch.compile, torch.export) is tracing; never on torch < 2.3."""
+    compiling = getattr(torch.compiler, 'is_compiling', None)
+    return compiling is not None and compiling()
 
 
 def traces_reference(x: Tensor, impl: str) -> bool:
@@ -84,11 +91,9 @@ def traces_reference(x: Tensor, impl: str) -> bool:
     under torch.compile for a non-CUDA tensor. Inductor fuses those plain ops
     into its own loops; our library ops would stay opaque to it (measured on
     CPU: 1.34x faster compiled than through the library ops)."""
-    if impl == 'reference' or _onnx_exporting():
+    if impl == 'reference' or onnx_exporting():
         return True
-    compiling = getattr(torch.compiler, 'is_compiling', None)  # torch >= 2.3
-    return (impl == 'auto' and not x.is_cuda and not os.environ.get(ENV_VAR)
-            and compiling is not None and compiling())
+    return impl == 'auto' and not x.is_cuda and not os.environ.get(ENV_VAR) and is_compiling()
 
 
 def run(op: str, impl: str, x: Tensor, triton_fn: Callable, torch_fn: Callable):

@@ -299,13 +299,11 @@ def lif(x: Tensor, tau: Scalar, vth: Scalar, group: Optional[int] = 4, dim: int 
     if dispatch.traces_reference(x, impl):
         return lif_reference(x, tau, vth, group, dim)
     tau, vth = _as_param(tau, x), _as_param(vth, x)
-    if not _compiling() and not (torch.is_grad_enabled() and (
+    if not dispatch.is_compiling() and not (torch.is_grad_enabled() and (
             x.requires_grad or tau.requires_grad or vth.requires_grad)):
         return _lif_forward(x, tau, vth, group, dim, impl)  # no backward: no op needed
     return _lif_op(x, tau, vth, group, dim, impl)
 
-
-_compiling = getattr(torch.compiler, 'is_compiling', lambda: False)  # torch >= 2.3
 
 
 def _potentials(x: Tensor, tau: Tensor, vth: Tensor, group: Optional[int],

@@ -277,7 +277,7 @@ def norm_act(x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor], eps: f
     if dispatch.traces_reference(x, impl):
         y = group_norm(x, weight, bias, eps)
         return (F.gelu(y) if act == 'gelu' else y).to(out_dtype)
-    if not _compiling():
+    if not dispatch.is_compiling():
         if not _needs_grad(x, weight, bias):  # no backward: the same kernels, without the op
             return _forward(x, weight, bias, float(eps), act == 'gelu', impl, out_dtype)[0]
         if impl == 'auto' and x.device.type == 'cpu' and not os.environ.get(dispatch.ENV_VAR):
@@ -287,8 +287,6 @@ def norm_act(x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor], eps: f
             return (gelu(y) if act == 'gelu' else y).to(out_dtype)
     return _op(x, weight, bias, float(eps), act == 'gelu', impl, out_dtype)[0]
 
-
-_compiling = getattr(torch.compiler, 'is_compiling', lambda: False)  # torch >= 2.3
 
 
 def _needs_grad(*tensors: Optional[Tensor]) -> bool:

@@ -115,8 +115,7 @@ def probe(op: str, device, dtype: torch.dtype) -> SelfCheck:
 
 def _tracing(x: Tensor) -> bool:
     """Whether the check cannot run now: tracing, or capturing a CUDA graph."""
-    compiling = getattr(torch.compiler, 'is_compiling', None)  # torch >= 2.3
-    if compiling is not None and compiling():
+    if dispatch.is_compiling():
         return True
     if torch.jit.is_tracing() or torch.jit.is_scripting():
         return True
