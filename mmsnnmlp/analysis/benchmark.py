@@ -333,6 +333,79 @@ def _time_models(names, shape, device, modes, dtypes, compile_modes, compile_bac
 
 
 # --------------------------------------------------------------------------
+# The dense GEMMs alone: a floor under any runtime's time
+# --------------------------------------------------------------------------
+
+
+def _is_dense(module: nn.Module) -> bool:
+    """An ``nn.Linear``, or a 1x1 ``nn.Conv2d`` (stride 1, groups 1): one GEMM each."""
+    if isinstance(module, nn.Linear):
+        return True
+    return (isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1)
+            and module.stride == (1, 1) and module.groups == 1)
+
+
+def dense_gemms(model: nn.Module, x: Tensor) -> Dict[Tuple[int, int, int], int]:
+    """The (M, K, N) of each dense layer's GEMM in one forward of ``model``
+    on ``x`` (see :func:`_is_dense`), with how often each occurs. Found by
+    forward hooks (which also turn off the layers' fused CPU shortcuts, so
+    every such layer runs through its module)."""
+    counts: Dict[Tuple[int, int, int], int] = {}
+
+    def hook(module, inputs, output):
+        if isinstance(module, nn.Linear):
+            k, n = module.in_features, module.out_features
+        else:
+            k, n = module.in_channels, module.out_channels
+        key = (output.numel() // n, k, n)
+        counts[key] = counts.get(key, 0) + 1
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if _is_dense(m)]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return counts
+
+
+def time_gemms(gemms: Dict[Tuple[int, int, int], int], device: torch.device,
+               warmup: int = 2, iters: int = 5) -> Dict:
+    """Time ``gemms`` as plain float32 ``torch.mm`` into preallocated outputs:
+    ``dict(ms=, gflop=, gflop_per_s=, count=)``, ms the sum over shapes of
+    the median time times the count. A floor under the whole model's time in
+    any runtime on the same machine, as far as its GEMM library is as fast
+    as this one (no bias, no epilogue, no fresh output memory)."""
+    total_ms, flop = 0.0, 0
+    for (m, k, n), count in gemms.items():
+        a = torch.randn(m, k, device=device)
+        b = torch.randn(k, n, device=device)
+        out = torch.empty(m, n, device=device)
+        timing = time_fn(lambda: torch.mm(a, b, out=out), device, warmup, iters)
+        total_ms += timing['median_ms'] * count
+        flop += 2 * m * k * n * count
+    return dict(ms=round(total_ms, 3), gflop=round(flop / 1e9, 2),
+                gflop_per_s=round(flop / 1e6 / total_ms, 1) if total_ms else None,
+                count=sum(gemms.values()))
+
+
+def gemm_floors(names: Sequence[str], shape: Sequence[int], device: torch.device,
+                baselines: str = 'auto', warmup: int = 2, iters: int = 5) -> Dict[str, Dict]:
+    """:func:`time_gemms` of each model's :func:`dense_gemms` (random weights,
+    float32, input of ``shape``)."""
+    floors = {}
+    x = torch.randn(tuple(shape), device=device)
+    for name in names:
+        torch.manual_seed(0)
+        model = build_backbone(name, shape, baselines)[0].to(device)
+        model.eval()  # mmdet's Swin.train() returns None
+        floors[name] = time_gemms(dense_gemms(model, x), device, warmup, iters)
+        del model
+    return floors
+
+
+# --------------------------------------------------------------------------
 # The fused ops alone
 # --------------------------------------------------------------------------
 

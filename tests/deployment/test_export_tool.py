@@ -47,3 +47,28 @@ def test_classifier_mode_exports_and_compares(tmp_path, monkeypatch, capsys, sou
     # one parity row per batch size, each with the logits' shape and the bound met
     assert "logits       (1, 10)" in out and "logits       (2, 10)" in out
     assert out.count('float32 bound (share off by > 1e-4 of scale below 0.1%): met') == 2
+
+
+def test_benchmark_deploy_prints_runtimes_and_gemm_floor(tmp_path, monkeypatch, capsys):
+    """tools/deployment/benchmark_deploy.py end to end on a small input: every
+    runtime's column, the ratio to the last model, the dense-GEMM floor."""
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_deploy_tool', os.path.join(ROOT, 'tools/deployment/benchmark_deploy.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    monkeypatch.setattr(sys, 'argv', [
+        'benchmark_deploy.py', '--models', 'snnmlp-t', 'snnmlp-t-nchw', '--shape', '1x3x64x64',
+        '--repeats', '1', '--warmup', '0', '--threads', '1', '--gemm-floor',
+        '--work-dir', str(tmp_path), '--markdown'])
+    previous = torch.get_num_threads()
+    try:
+        tool.main()
+    finally:
+        torch.set_num_threads(previous)
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith('| model |'))
+    assert 'onnxruntime ms' in header and 'dense GEMMs alone ms' in header
+    assert 'ORT time / snnmlp-t-nchw ORT time' in header
+    rows = [line for line in out.splitlines() if line.startswith('| snnmlp-t')]
+    assert len(rows) == 2 and all('n/a' not in row for row in rows)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['snnmlp-t-nchw.onnx', 'snnmlp-t.onnx']

@@ -23,12 +23,21 @@ Examples::
     # detection shape, training step, bf16 autocast, compiled too, to JSON
     python tools/analysis_tools/benchmark_backbone.py --shape det --mode train \\
         --dtype bf16 --compile --json bench.json
+    # how close to its dense-GEMM floor each model runs, compiled
+    python tools/analysis_tools/benchmark_backbone.py --device cpu --threads 2 \\
+        --shape 1x3x800x1344 --models snnmlp-t swin-t --compile --freeze --gemm-floor
     # ImageNet throughput as the authors' get_throughput.sh (batch 64, 224x224)
     python tools/analysis_tools/benchmark_backbone.py --shape cls --batch 64 \\
         --models snnmlp_tiny snnmlp_small snnmlp_base swin_tiny_patch4_window7_224
 
 The fused ops alone: benchmark_ops.py; where a forward spends its time:
 profile_backbone.py; the full GPU report: gpu_report.py.
+
+``--gemm-floor`` adds, per model, the time of its dense GEMMs alone (every 1x1
+convolution and Linear layer of one forward, as ``torch.mm`` of the same
+sizes into preallocated outputs): no runtime on this machine runs the model
+faster than that unless its GEMMs beat this library's. (Swin's attention
+products are not counted: its floor is lower than its true one.)
 """
 import argparse
 import json
@@ -42,6 +51,7 @@ from mmsnnmlp.analysis.tables import MODEL_COLUMNS, text_table
 from mmsnnmlp.engine.launch import exit_unless_writable
 
 DEFAULT_MODELS = ('snnmlp-t', 'snnmlp-t-ref', 'swin-t', 'resnet50')
+GEMM_FLOOR_BASELINE = 'swin-t'  # --gemm-floor: the others' floors against its time
 
 
 def parse_args(argv=None):
@@ -72,6 +82,9 @@ def parse_args(argv=None):
                    help='models and input in channels_last memory format')
     p.add_argument('--baselines', default='auto', choices=['auto', 'mmdet', 'timm'],
                    help='Swin/ResNet from mmdet, or timm/torchvision (auto: mmdet if it imports)')
+    p.add_argument('--gemm-floor', action='store_true',
+                   help='also time each model\'s dense GEMMs alone (1x1 convs and Linear layers '
+                        'as torch.mm into preallocated outputs, fp32): a floor under its time')
     p.add_argument('--json', metavar='OUT', help='also write the results to this JSON file')
     args = p.parse_args(argv)
     if args.iters < 1 or args.warmup < 0 or args.rounds < 1:
@@ -84,6 +97,17 @@ def parse_args(argv=None):
     except ValueError as err:
         p.error(str(err))
     return args
+
+
+def _print_floors_against_baseline(rows) -> None:
+    """Each model's GEMM floor and time as fractions of the baseline's time in the same setting."""
+    for row in rows:
+        base = next((r for r in rows if r['model'] == GEMM_FLOOR_BASELINE and all(
+            r[k] == row[k] for k in ('mode', 'dtype', 'compiled'))), None)
+        if base is not None and row is not base:
+            print(f"{row['model']}{' compiled' if row['compiled'] else ''}: its dense GEMMs alone "
+                  f"take {row['gemm_ms'] / base['median_ms']:.2f}x the time of {base['model']}, "
+                  f"the whole model {row['median_ms'] / base['median_ms']:.2f}x")
 
 
 def main(argv=None) -> dict:
@@ -103,7 +127,17 @@ def main(argv=None) -> dict:
     columns = MODEL_COLUMNS + [('min_ms', 'min ms', '.1f')]
     if device.type == 'cpu':  # grows less than wall time under other processes' load
         columns.append(('cpu_ms', 'cpu-time ms', '.1f'))
+    if args.gemm_floor:
+        floors = bench.gemm_floors(args.models, args.shape, device, args.baselines)
+        for row in rows:
+            floor = floors[row['model']]
+            row.update(gemm_ms=floor['ms'], gemm_gflop=floor['gflop'],
+                       gemm_share=floor['ms'] / row['median_ms'])
+        columns += [('gemm_gflop', 'GEMM GFLOP', '.1f'), ('gemm_ms', 'GEMMs alone ms', '.1f'),
+                    ('gemm_share', 'of median', '.0%')]
     print(text_table(rows, columns))
+    if args.gemm_floor:
+        _print_floors_against_baseline(rows)
     env = bench.environment(device)
     print(f"\n{env.get('gpu', env['cpu'])} ({env['cpu_capability']}), {env['threads']} threads, "
           f"torch {env['torch']}; median of {args.iters * args.rounds} iterations after "

@@ -9,11 +9,16 @@ their ratios stay comparable (a runtime is not timed right after another
 one's run, which would leave it a cold cache). Prints the CPU model, ATen's
 ISA, the load average before and after, and the median of ``--repeats``
 runs per cell (wall time; also the process CPU time, which that load
-inflates less).
+inflates less). ``--gemm-floor`` adds each model's dense GEMMs timed alone
+(:func:`mmsnnmlp.analysis.benchmark.gemm_floors`): no runtime runs the model
+faster unless its GEMMs beat torch's. Models: those of
+``benchmark_backbone.py`` (e.g. ``snnmlp-t-nchw``, eager without the
+channels_last inside); the last one is the reference of the ratio column.
 
 Usage:
     python tools/deployment/benchmark_deploy.py [--models snnmlp-t swin-t]
         [--shape 1x3x800x1344] [--repeats 5] [--warmup 2] [--threads N] [--markdown]
+        [--gemm-floor]
 """
 import argparse
 import os
@@ -24,7 +29,7 @@ import time
 import torch
 
 from mmsnnmlp.analysis.baselines import build_backbone
-from mmsnnmlp.analysis.benchmark import environment, parse_shape
+from mmsnnmlp.analysis.benchmark import environment, gemm_floors, parse_shape
 from mmsnnmlp.analysis.tables import markdown_table, text_table
 from mmsnnmlp.deployment import export_onnx
 from mmsnnmlp.deployment.runtime import Runner, available_backends
@@ -40,6 +45,9 @@ def parse_args():
                         help='threads of every runtime (default: torch.get_num_threads())')
     parser.add_argument('--work-dir', default=None, help='keep the .onnx files here')
     parser.add_argument('--markdown', action='store_true')
+    parser.add_argument('--gemm-floor', action='store_true',
+                        help="also time each model's dense GEMMs alone (1x1 convs and Linear "
+                             'layers as torch.mm): a floor under its time in any runtime')
     return parser.parse_args()
 
 
@@ -85,6 +93,10 @@ def main():
     for row, key, fn in cells:
         row[f'{key}_ms'] = statistics.median(times[id(fn)][0])
         row[f'{key}_cpu_ms'] = statistics.median(times[id(fn)][1])
+    if args.gemm_floor:
+        floors = gemm_floors(args.models, shape, torch.device('cpu'))
+        for row in rows:
+            row['gemm_ms'] = floors[row['model']]['ms']
     for row in rows:
         for backend in backends:
             row[f'{backend}_speedup'] = row['torch_ms'] / row[f'{backend}_ms']
@@ -116,6 +128,8 @@ def main():
             row['ort_cpu_vs_last'] = row['onnxruntime_cpu_ms'] / last['onnxruntime_cpu_ms']
         columns += [('ort_vs_last', f'ORT time / {last["model"]} ORT time', '.2f'),
                     ('ort_cpu_vs_last', 'same, CPU time', '.2f')]
+    if args.gemm_floor:
+        columns.append(('gemm_ms', 'dense GEMMs alone ms', '.1f'))
     print((markdown_table if args.markdown else text_table)(rows, columns))
 
 
